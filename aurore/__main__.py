@@ -1,0 +1,81 @@
+"""`python -m aurore <command>`: the workshop's helper commands (the steps themselves are the numbered scripts)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from aurore import config as settings
+from aurore.errors import friendly_errors
+
+
+def _config(args: argparse.Namespace) -> int:
+    print("Settings in effect (flag, environment variable, or default):")
+    print(settings.describe(settings.from_namespace(args)))
+    return 0
+
+
+def _build_standin(args: argparse.Namespace) -> int:
+    from aurore.standin import build_standin
+
+    build_standin(settings.from_namespace(args), n_layer=args.layers, n_embd=args.width, vocab_size=args.vocab)
+    return 0
+
+
+def _download_model(args: argparse.Namespace) -> int:
+    """Fill the caches before the workshop: hub files, and the TensorFlow conversion."""
+    from aurore import hub
+
+    config = settings.from_namespace(args)
+    hub.load_tokenizer(config.base_model)
+    model = hub.load_causal_lm(config.base_model, config)
+    print(f"{config.base_model}: {model.num_parameters():,} parameters, cached for offline use.")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from aurore.check import run_checks
+
+    return run_checks(args.step, solution=args.solution)
+
+
+def _exercises(args: argparse.Namespace) -> int:
+    from aurore.exercises import write_exercises
+
+    stale = write_exercises(check_only=args.check)
+    return 1 if (args.check and stale) else 0
+
+
+COMMANDS = {
+    "config": (_config, "print every setting and its value"),
+    "build-standin": (_build_standin, "build the small offline stand-in base model (needs step 1)"),
+    "download-model": (_download_model, "download and convert the base model once, for offline use"),
+    "check": (_check, "grade your exercise file for a step: python -m aurore check 1"),
+    "exercises": (_exercises, "regenerate the exercise files from the *_solution.py files"),
+}
+
+
+@friendly_errors
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aurore", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, (function, help_text) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(function=function)
+        if name == "build-standin":
+            sub.add_argument("--layers", type=int, default=2, help="transformer blocks (default 2)")
+            sub.add_argument("--width", type=int, default=128, help="embedding width (default 128)")
+            sub.add_argument("--vocab", type=int, default=4096, help="BPE vocabulary size (default 4096)")
+        if name == "check":
+            sub.add_argument("step", type=int, help="the step number")
+            sub.add_argument("--solution", action="store_true", help="grade the solution file instead")
+        if name == "exercises":
+            sub.add_argument("--check", action="store_true", help="only report exercise files out of date")
+        if name in ("config", "build-standin", "download-model"):
+            settings.add_arguments(sub)
+    args = parser.parse_args(argv)
+    return args.function(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

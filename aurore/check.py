@@ -1,0 +1,202 @@
+"""`python -m aurore check N`: grade a participant's exercise file for step N, in seconds, offline.
+
+Each exercise is run on a small input whose answer is known; one line per exercise (✔ or ✘ with a hint in
+French); the exit status is non-zero when any exercise fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
+
+from aurore.config import PACKAGE_DIR, Config
+from aurore.errors import AuroreError
+from aurore.exercises import ExerciseNotDone, exercise_path, solution_files
+
+
+@dataclass
+class Check:
+    number: str
+    hint: str  # in French: what a failure most likely means
+    run: Callable[[ModuleType, Path], None]  # raises AssertionError (or anything) when the exercise is wrong
+
+
+def load_script(path: Path) -> ModuleType:
+    """Import a numbered script by its path (its name starts with a digit, so `import` cannot)."""
+    spec = importlib.util.spec_from_file_location(f"aurore_step_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# -- step 1 ---------------------------------------------------------------------------------------------------
+
+SYNTHETIC_BOOK = (
+    "\ufeffThe Project Gutenberg EBook of Essai, by George Sand\r\n\r\n"
+    "*** START OF THIS PROJECT GUTENBERG EBOOK ESSAI ***\r\n\r\n"
+    "Le vent soufflait sur la lande.\r\nM. Dupont rentra tard.\r\n\r\n"
+    "*** END OF THIS PROJECT GUTENBERG EBOOK ESSAI ***\r\n\r\nEnd of the licence: SEND DONATIONS.\r\n"
+)
+
+
+def _check_download(module: ModuleType, tmp: Path) -> None:
+    mirror = tmp / "mirror"
+    mirror.mkdir()
+    (mirror / "pg7.txt").write_text(SYNTHETIC_BOOK, encoding="utf-8")
+    config = Config(workdir=tmp / "work", gutenberg_mirror=str(mirror))
+    paths = module.download_books([7], config)
+    assert set(paths) == {7}, f"les clés devraient être les identifiants [7], pas {sorted(paths)}"
+    assert Path(paths[7]).read_bytes() == SYNTHETIC_BOOK.encode(), "le fichier téléchargé n'a pas le bon contenu"
+
+
+def _check_strip(module: ModuleType, tmp: Path) -> None:
+    from aurore.gutenberg import BookFormatError
+
+    lines = SYNTHETIC_BOOK.replace("\ufeff", "").replace("\r", "").split("\n")
+    body = module.strip_boilerplate(lines, "pg7.txt")
+    assert [line for line in body if line] == ["Le vent soufflait sur la lande.", "M. Dupont rentra tard."], (
+        f"il faut garder exactement les lignes entre les marqueurs, pas {body!r}"
+    )
+    try:
+        module.strip_boilerplate(lines[:5], "pg7.txt")
+    except BookFormatError:
+        pass
+    else:
+        raise AssertionError("un livre sans ligne END doit lever gutenberg.BookFormatError")
+
+
+def _check_split(module: ModuleType, tmp: Path) -> None:
+    from aurore import french
+
+    french.install_punkt(tmp / "nltk_data")
+    text = "« Viens-tu ? » dit-il. M. Dupont arriva. Elle se tut."
+    expected = ["« Viens-tu ? » dit-il.", "M. Dupont arriva.", "Elle se tut."]
+    got = module.split_sentences(text)
+    assert got == expected, f"attendu {expected}, obtenu {got}"
+
+
+def _check_build(module: ModuleType, tmp: Path) -> None:
+    dataset = module.build_dataset(train={1: ["Une phrase ici.", "Et une autre."], 2: ["Encore une."]},
+                                   test={3: ["La dernière phrase."]})
+    assert set(dataset) == {"train", "test"}, f"il faut les splits train et test, pas {sorted(dataset)}"
+    assert set(dataset["train"].column_names) == {"text", "book_id"}, "il faut les colonnes text et book_id"
+    assert dataset["train"]["text"] == ["Une phrase ici.", "Et une autre.", "Encore une."], "phrases du train"
+    assert dataset["train"]["book_id"] == [1, 1, 2], "chaque phrase garde l'identifiant de son livre"
+    assert dataset["test"]["text"] == ["La dernière phrase."], "le test contient le livre mis de côté"
+
+
+# -- step 2 ---------------------------------------------------------------------------------------------------
+
+_FRENCH = ["La petite Fadette regardait la rivière.", "Germain laboura le champ avec ses bœufs.",
+           "Lélia se taisait devant le lac."] * 20
+
+
+def tiny_tokenizer(folder: Path):
+    """A small GPT-2 style tokenizer saved in `folder`, built in a second (no hub needed)."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2TokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(_FRENCH, vocab_size=400, special_tokens=["<|endoftext|>"])
+    tokenizer = GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
+                                  bos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    tokenizer.save_pretrained(str(folder))
+    return tokenizer
+
+
+def _check_load_tokenizer(module: ModuleType, tmp: Path) -> None:
+    reference = tiny_tokenizer(tmp / "tok")
+    loaded = module.load_tokenizer(Config(workdir=tmp, base_model=str(tmp / "tok")))
+    assert loaded is not None and len(loaded) == len(reference), "il faut charger le tokenizer de config.base_model"
+
+
+def _check_analyse(module: ModuleType, tmp: Path) -> None:
+    tokenizer = tiny_tokenizer(tmp / "tok")
+    sentence = "La rivière chantait."
+    ids, tokens = module.analyse_sentence(tokenizer, sentence)
+    assert list(ids) == tokenizer(sentence)["input_ids"], "ids : utilisez tokenizer(sentence)['input_ids']"
+    assert list(tokens) == tokenizer.convert_ids_to_tokens(ids), "tokens : utilisez tokenizer.convert_ids_to_tokens"
+
+
+def _check_blocks(module: ModuleType, tmp: Path) -> None:
+    batch = {"input_ids": [[1, 2, 3], [4, 5], [6, 7, 8, 9]], "book_id": [7, 7, 8]}
+    got = module.group_into_blocks(batch, block_size=3, eos_id=0)
+    expected = [[1, 2, 3], [4, 5, 0], [6, 7, 8]]  # eos between the two books, remainder [9] dropped
+    assert got["input_ids"] == expected, f"blocs attendus {expected}, obtenus {got['input_ids']}"
+    assert got["labels"] == expected, "labels doit être une copie de input_ids"
+
+
+def _check_specialise(module: ModuleType, tmp: Path) -> None:
+    tokenizer = tiny_tokenizer(tmp / "tok")
+    texts = ["Le chanvreur contait des histoires à la veillée."] * 50
+    new = module.train_specialised_tokenizer(tokenizer, texts, 300)
+    assert new is not tokenizer and len(new) <= 300, "le nouveau tokenizer doit avoir au plus vocab_size jetons"
+    assert "Ġchanvreur" in new.get_vocab(), "le nouveau tokenizer doit avoir appris les mots des textes donnés"
+
+
+CHECKS: dict[int, list[Check]] = {
+    1: [
+        Check("1.1", "appelez gutenberg.download_book pour chaque identifiant", _check_download),
+        Check("1.2", "cherchez les lignes de marqueurs avec is_start_marker / is_end_marker", _check_strip),
+        Check("1.3", "nltk.sent_tokenize(..., language='french') puis french.mend_dialogue", _check_split),
+        Check("1.4", "Dataset.from_dict({'text': ..., 'book_id': ...}) pour chaque split", _check_build),
+    ],
+    2: [
+        Check("2.1", "hub.load_tokenizer(config.base_model)", _check_load_tokenizer),
+        Check("2.2", "tokenizer(sentence)['input_ids'] et tokenizer.convert_ids_to_tokens", _check_analyse),
+        Check("2.3", "concaténez, ajoutez eos_id entre deux livres, coupez en blocs", _check_blocks),
+        Check("2.4", "tokenizer.train_new_from_iterator(paquets de textes, vocab_size)", _check_specialise),
+    ],
+}
+
+
+def script_for(step: int, solution: bool = False) -> Path:
+    for path in solution_files(PACKAGE_DIR):
+        if path.name.startswith(f"{step}_"):
+            return path if solution else exercise_path(path)
+    raise AuroreError(f"There is no step {step}.", f"Steps with checks: {sorted(CHECKS)}.")
+
+
+def grade(path: Path, step: int) -> dict[str, bool]:
+    """Run every check of `step` against the script at `path`; print one line each; return {number: passed}."""
+    if step not in CHECKS:
+        raise AuroreError(f"Step {step} has no checks yet.", f"Steps with checks: {sorted(CHECKS)}.")
+    try:
+        module = load_script(path)
+    except Exception as error:  # a syntax error in the participant's file must still give a clear answer
+        print(f"✘ {path.name} ne se charge pas : {type(error).__name__}: {error}")
+        return {check.number: False for check in CHECKS[step]}
+    results = {}
+    for check in CHECKS[step]:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                check.run(module, Path(tmp))
+            except ExerciseNotDone:
+                print(f"✘ Exercice {check.number} : pas encore fait (piste : {check.hint})")
+                results[check.number] = False
+            except AssertionError as error:
+                print(f"✘ Exercice {check.number} : {error} (piste : {check.hint})")
+                results[check.number] = False
+            except Exception as error:
+                where = traceback.extract_tb(error.__traceback__)[-1]
+                print(f"✘ Exercice {check.number} : {type(error).__name__}: {error} "
+                      f"(ligne {where.lineno} de {Path(where.filename).name} ; piste : {check.hint})")
+                results[check.number] = False
+            else:
+                print(f"✔ Exercice {check.number}")
+                results[check.number] = True
+    return results
+
+
+def run_checks(step: int, solution: bool = False) -> int:
+    path = script_for(step, solution)
+    print(f"Vérification de {path.name}")
+    results = grade(path, step)
+    done = sum(results.values())
+    print(f"{done}/{len(results)} exercices réussis." + (" Bravo !" if done == len(results) else ""))
+    return 0 if done == len(results) else 1
