@@ -144,8 +144,8 @@ def _convert_safetensors(name: str, config: Config):
     model.save_pretrained(str(target))
     try:
         load_tokenizer(name).save_pretrained(str(target))
-    except AuroreError:
-        pass  # a weights-only folder: the tokenizer is loaded from `name` by the caller
+    except (AuroreError, OSError, TypeError, ValueError):
+        pass  # a weights-only folder: the caller loads the tokenizer from `name`
     return model
 
 

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The one set-up of the project, used by `make`, by CI and by the Dockerfile:
+#   bash .ci/install.sh VENV [REQUIREMENTS]
+# creates the virtualenv VENV if missing, installs the pinned requirements, and makes `import aurore`
+# work from anywhere (so `python aurore/1_….py` runs from the repository root).
+set -euo pipefail
+venv=${1:?usage: install.sh VENV [REQUIREMENTS]}
+requirements=${2:-requirements.txt}
+root=$(cd "$(dirname "$0")/.." && pwd)
+python=${PYTHON:-python3}
+
+"$python" - <<'PY' || { echo "error: Python 3.10-3.12 is needed (TensorFlow 2.21 has no wheel for this one); install python3.11 and set PYTHON=python3.11" >&2; exit 1; }
+import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 12) else 1)
+PY
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/$requirements"
+site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$root" > "$site/aurore-repo.pth"
+echo "ready: $venv ($("$venv/bin/python" --version), requirements from $requirements)"

@@ -1,0 +1,28 @@
+# Two commands do everything on a fresh machine:
+#   make demo   set up .venv if needed, run the workshop steps with their defaults
+#   make test   set up .venv (with test tools) if needed, run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STEPS := 1_prepare_dataset 2_tokenize
+
+.PHONY: demo test standin exercises check-exercises clean-venv
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt .ci/install.sh
+	bash .ci/install.sh $(VENV) requirements-dev.txt
+	touch $@
+
+demo: $(VENV)/.installed
+	@for step in $(STEPS); do echo "== $$step"; $(PY) aurore/$${step}_solution.py || exit 1; done
+
+test: $(VENV)/.installed
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+standin: $(VENV)/.installed
+	$(PY) aurore/1_prepare_dataset_solution.py
+	$(PY) -m aurore build-standin
+
+exercises: $(VENV)/.installed
+	$(PY) -m aurore exercises
+
+clean-venv:
+	rm -rf $(VENV)

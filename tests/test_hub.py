@@ -1,0 +1,71 @@
+"""Model loading: torch-free conversion of hub-style safetensors, and clear, fast errors offline."""
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from aurore import hub
+from aurore.config import Config
+from aurore.errors import AuroreError
+
+
+def tiny_gpt2(folder):
+    """A 2-layer GPT-2 saved the way the hub stores it: PyTorch-named safetensors plus its config."""
+    import tensorflow as tf
+    from transformers import GPT2Config, TFGPT2LMHeadModel
+
+    tf.keras.utils.set_random_seed(0)
+    model = TFGPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=2, n_head=2))
+    model(model.dummy_inputs)
+    folder.mkdir()
+    model.config.save_pretrained(folder)
+    hub.save_as_pytorch_safetensors(model, folder)
+    return model
+
+
+def test_safetensors_are_converted_without_torch_once_and_again_when_they_change(tmp_path):
+    import sys
+
+    original = tiny_gpt2(tmp_path / "model")
+    config = Config(workdir=tmp_path)
+    ids = np.array([[1, 2, 3, 4]])
+    loaded = hub.load_causal_lm(str(tmp_path / "model"), config)
+    np.testing.assert_allclose(loaded(ids).logits.numpy(), original(ids).logits.numpy(), atol=1e-6)
+    cached = hub.converted_dir(str(tmp_path / "model"), config) / hub.TF_WEIGHTS
+    assert cached.is_file() and "torch" not in sys.modules
+
+    stamp = cached.stat().st_mtime
+    hub.load_causal_lm(str(tmp_path / "model"), config)
+    assert cached.stat().st_mtime == stamp  # second load: straight from the TensorFlow copy
+
+    source = tmp_path / "model" / hub.SAFETENSORS_WEIGHTS
+    os.utime(source, (stamp + 10, stamp + 10))  # the source was rebuilt: convert again
+    hub.load_causal_lm(str(tmp_path / "model"), config)
+    assert cached.stat().st_mtime > stamp
+
+
+def test_offline_hub_miss_is_one_clear_message_at_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    start = time.monotonic()
+    with pytest.raises(AuroreError) as error:
+        hub.load_tokenizer("benjamin/gpt2-wechsel-french")
+    assert time.monotonic() - start < 10  # not ~46 s of retries
+    message = str(error.value)
+    assert "not in the local Hugging Face cache" in message and "build-standin" in message
+
+
+def test_an_unreachable_hub_is_detected_without_hf_hub_offline(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid")
+    monkeypatch.setattr(hub, "_reachable", None)
+    start = time.monotonic()
+    assert not hub.hub_reachable(timeout=2.0)
+    assert hub._hub_kwargs("someone/model") == {"local_files_only": True}
+    assert time.monotonic() - start < 10
+
+
+def test_a_missing_local_folder_is_named(tmp_path):
+    with pytest.raises(AuroreError, match="does not exist"):
+        hub.load_causal_lm(str(tmp_path / "nowhere"), Config(workdir=tmp_path))

@@ -1,0 +1,36 @@
+"""Step 2 on the real sentences with the stand-in tokenizer."""
+
+from datasets import load_from_disk
+
+from conftest import run_script, script
+
+step2 = script("2_tokenize_solution")
+
+
+def test_tokenized_blocks_have_the_configured_shape(standin):
+    blocks = step2.main(["--workdir", str(standin.workdir), "--base-model", standin.base_model,
+                         "--block-size", "64", "--train-tokenizer", "--tokenizer-vocab-size", "800"])
+    saved = load_from_disk(str(standin.tokenized_dir))
+    for split in ("train", "test"):
+        assert saved[split].num_rows == blocks[split].num_rows > 10
+        assert set(saved[split].column_names) == {"input_ids", "labels"}
+        lengths = {len(ids) for ids in saved[split]["input_ids"]}
+        assert lengths == {64}
+        assert saved[split]["labels"] == saved[split]["input_ids"]
+    from aurore.hub import load_tokenizer
+
+    specialised = load_tokenizer(standin.tokenizer_dir)
+    assert 256 < len(specialised) <= 800
+
+
+def test_analyse_sentence_matches_the_tokenizer(standin):
+    tokenizer = step2.load_tokenizer(standin)
+    ids, tokens = step2.analyse_sentence(tokenizer, "Cette femme était assise.")
+    assert tokenizer.decode(ids) == "Cette femme était assise."
+    assert len(ids) == len(tokens) and tokens == tokenizer.convert_ids_to_tokens(ids)
+
+
+def test_step2_without_step1_says_which_step_to_run(tmp_path):
+    result = run_script(["aurore/2_tokenize_solution.py"], {"AURORE_WORKDIR": str(tmp_path)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "python aurore/1_prepare_dataset_solution.py" in result.stderr
