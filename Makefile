@@ -3,6 +3,7 @@
 #   make test   set up .venv (with test tools) if needed, run the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
+export TF_USE_LEGACY_KERAS := 1
 STEPS := 1_prepare_dataset 2_tokenize
 
 .PHONY: demo test standin exercises check-exercises clean-venv

@@ -8,6 +8,7 @@ book tells us whether it learned George Sand's French or only memorised the trai
 
 from __future__ import annotations
 
+import aurore  # noqa: F401  first: sets TF_USE_LEGACY_KERAS=1 before TensorFlow is imported
 import random
 from pathlib import Path
 

@@ -8,6 +8,7 @@ We must use the tokenizer the model was trained with: its token ids are the rows
 
 from __future__ import annotations
 
+import aurore  # noqa: F401  first: sets TF_USE_LEGACY_KERAS=1 before TensorFlow is imported
 import argparse
 
 from datasets import DatasetDict, load_from_disk

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
+import aurore  # noqa: F401  sets TF_USE_LEGACY_KERAS before TensorFlow loads
 from aurore.config import PACKAGE_DIR, Config
 from aurore.errors import AuroreError
 from aurore.exercises import ExerciseNotDone, exercise_path, solution_files
@@ -139,6 +140,67 @@ def _check_specialise(module: ModuleType, tmp: Path) -> None:
     assert "Ġchanvreur" in new.get_vocab(), "le nouveau tokenizer doit avoir appris les mots des textes donnés"
 
 
+# -- step 3 ---------------------------------------------------------------------------------------------------
+
+
+def tiny_blocks(rows: int = 8, length: int = 8):
+    from datasets import Dataset, DatasetDict
+
+    blocks = [[(i * 7 + j) % 50 for j in range(length)] for i in range(rows)]
+    split = Dataset.from_dict({"input_ids": blocks, "labels": blocks})
+    return DatasetDict(train=split, test=split)
+
+
+def tiny_model():
+    import tensorflow as tf
+    from transformers import GPT2Config, TFGPT2LMHeadModel
+
+    tf.keras.utils.set_random_seed(0)
+    return TFGPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=1, n_head=2))
+
+
+def _check_load_blocks(module: ModuleType, tmp: Path) -> None:
+    from datasets import disable_progress_bars
+
+    disable_progress_bars()
+    config = Config(workdir=tmp)
+    tiny_blocks().save_to_disk(str(config.tokenized_dir))
+    loaded = module.load_blocks(config)
+    assert loaded["train"]["input_ids"] == tiny_blocks()["train"]["input_ids"], "chargez config.tokenized_dir"
+
+
+def _check_tf_datasets(module: ModuleType, tmp: Path) -> None:
+    train, test = module.to_tf_datasets(tiny_model(), tiny_blocks(), batch_size=4)
+    batch = next(iter(test))
+    features = batch[0] if isinstance(batch, tuple) else batch
+    ids = features["input_ids"] if isinstance(features, dict) else features
+    assert tuple(ids.shape) == (4, 8), "des lots de batch_size blocs"
+    assert ids.numpy().tolist() == tiny_blocks()["test"]["input_ids"][:4], "le test ne doit pas être mélangé"
+    assert len(train) == 2, "le train contient tous les blocs, par lots"
+
+
+def _check_optimizer(module: ModuleType, tmp: Path) -> None:
+    config = Config(learning_rate=1e-3, warmup_ratio=0.1, weight_decay=0.01)
+    optimizer = module.make_optimizer(100, config)
+    rate = optimizer.learning_rate
+    at = lambda step: float(rate(step)) if callable(rate) else float(rate)  # noqa: E731
+    assert at(0) < 1e-4, "le taux doit monter progressivement (warm-up)"
+    assert abs(at(10) - 1e-3) < 1e-5, "le pic doit être config.learning_rate à la fin du warm-up"
+    assert at(99) > 0 and at(100) < 1e-9, "le taux doit atteindre 0 au DERNIER pas (num_train_steps=total_steps)"
+
+
+def _check_fit(module: ModuleType, tmp: Path) -> None:
+    import tensorflow as tf
+
+    model = tiny_model()
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
+    train, test = (model.prepare_tf_dataset(tiny_blocks()[s], batch_size=4, shuffle=False) for s in ("train", "test"))
+    history = module.train(model, train.repeat(), test, epochs=2, steps_per_epoch=2, callbacks=[])
+    assert len(history.history.get("loss", [])) == 2, "model.fit doit tourner epochs fois"
+    assert "val_loss" in history.history, "passez validation_data=test_data"
+    assert history.history["loss"][1] < history.history["loss"][0], "la perte doit baisser"
+
+
 CHECKS: dict[int, list[Check]] = {
     1: [
         Check("1.1", "appelez gutenberg.download_book pour chaque identifiant", _check_download),
@@ -151,6 +213,12 @@ CHECKS: dict[int, list[Check]] = {
         Check("2.2", "tokenizer(sentence)['input_ids'] et tokenizer.convert_ids_to_tokens", _check_analyse),
         Check("2.3", "concaténez, ajoutez eos_id entre deux livres, coupez en blocs", _check_blocks),
         Check("2.4", "tokenizer.train_new_from_iterator(paquets de textes, vocab_size)", _check_specialise),
+    ],
+    3: [
+        Check("3.1", "load_from_disk(str(config.tokenized_dir))", _check_load_blocks),
+        Check("3.2", "model.prepare_tf_dataset(split, batch_size=..., shuffle=...)", _check_tf_datasets),
+        Check("3.3", "create_optimizer(..., num_train_steps=total_steps, ...)[0]", _check_optimizer),
+        Check("3.4", "model.fit(train_data, validation_data=test_data, epochs=..., ...)", _check_fit),
     ],
 }
 

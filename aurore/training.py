@@ -1,0 +1,149 @@
+"""Training plumbing for step 3: checkpoints that survive crashes, metrics, perplexity, the loss curve.
+
+Checkpoints are `save_pretrained` folders (model + tokenizer) plus the optimizer state and the step reached,
+written under a temporary name and renamed when complete: the latest checkpoint is always a whole one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import tensorflow as tf
+
+STATE_FILE = "trainer_state.json"
+
+
+class CheckpointSaver(tf.keras.callbacks.Callback):
+    """Save model, tokenizer and optimizer every `every_steps` steps and at each epoch end; keep the last `keep`."""
+
+    def __init__(self, folder: Path, tokenizer, every_steps: int = 100, keep: int = 3):
+        super().__init__()
+        self.folder, self.tokenizer, self.every_steps, self.keep = Path(folder), tokenizer, every_steps, keep
+
+    @property
+    def step(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_steps and self.step % self.every_steps == 0:
+            self.save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save(epoch=epoch + 1)
+
+    def save(self, epoch: int | None = None) -> Path:
+        step = self.step
+        target = self.folder / f"checkpoint-{step:06d}"
+        staging = self.folder / f".incomplete-{step:06d}"
+        shutil.rmtree(staging, ignore_errors=True)
+        self.model.save_pretrained(str(staging))
+        self.tokenizer.save_pretrained(str(staging))
+        tf.train.Checkpoint(optimizer=self.model.optimizer).write(str(staging / "optimizer" / "state"))
+        previous = read_state(target) if target.is_dir() else {}
+        state = {"step": step, "epoch": epoch if epoch is not None else previous.get("epoch"), "time": time.time()}
+        (staging / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)  # atomic: a crash before this line leaves only an .incomplete folder
+        for old in checkpoints(self.folder)[: -self.keep]:
+            shutil.rmtree(old)
+        return target
+
+
+def checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    return sorted(p for p in Path(folder).glob("checkpoint-*") if (p / STATE_FILE).is_file())
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = checkpoints(folder)
+    return found[-1] if found else None
+
+
+def read_state(checkpoint: Path) -> dict:
+    return json.loads((Path(checkpoint) / STATE_FILE).read_text(encoding="utf-8"))
+
+
+def restore_optimizer(model, checkpoint: Path) -> None:
+    """Restore AdamW's moments and step count; they are applied when the optimizer first runs."""
+    tf.train.Checkpoint(optimizer=model.optimizer).read(str(Path(checkpoint) / "optimizer" / "state")).expect_partial()
+
+
+class StepHistory(tf.keras.callbacks.Callback):
+    """Record the training loss of every step (Keras' History keeps only epoch averages)."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps: list[dict] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append({"step": int(self.model.optimizer.iterations.numpy()), "loss": float(logs["loss"])})
+
+
+def perplexity(model, dataset) -> float:
+    """exp(mean next-token loss) on a tf.data dataset of blocks: lower is better; 1 would be a perfect model."""
+    loss = model.evaluate(dataset, verbose=0)
+    return math.exp(loss if not isinstance(loss, list) else loss[0])
+
+
+def plot_losses(steps: list[dict], epochs: list[dict], path: Path) -> Path:
+    """Training loss per step and validation loss per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no screen needed
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    axis.plot([s["step"] for s in steps], [s["loss"] for s in steps], label="train (per step)", alpha=0.7)
+    validation = [e for e in epochs if e.get("val_loss") is not None]
+    if validation:
+        axis.plot([e["step"] for e in validation], [e["val_loss"] for e in validation], "o-",
+                  label="validation, La Mare au diable (per epoch)")
+    axis.set_xlabel("step")
+    axis.set_ylabel("cross-entropy loss")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def model_card(base_model: str, hyper_parameters: dict, results: dict) -> str:
+    rows = "\n".join(f"| {k} | {v} |" for k, v in hyper_parameters.items())
+    return f"""---
+language: fr
+base_model: {base_model}
+tags: [gpt2, george-sand, aurore-workshop]
+---
+# GPT-2 fine-tuned on George Sand
+
+Fine-tuned from `{base_model}` with the aurore workshop (step 3), on four novels by George Sand from Project
+Gutenberg (Lélia, La Petite Fadette, Gabriel, Lettres d'un voyageur); validated on La Mare au diable.
+
+| hyper-parameter | value |
+|---|---|
+{rows}
+
+## Results on La Mare au diable (held out)
+
+| | perplexity |
+|---|---|
+| before fine-tuning | {results.get('perplexity_before', float('nan')):.2f} |
+| after fine-tuning | {results.get('perplexity_after', float('nan')):.2f} |
+"""
+
+
+def replace_folder(staging: Path, target: Path) -> Path | None:
+    """Move `staging` to `target`; an existing `target` is kept as `<target>.previous` (one generation)."""
+    previous = target.with_name(target.name + ".previous")
+    if target.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(target, previous)
+    os.replace(staging, target)
+    return previous if previous.exists() else None

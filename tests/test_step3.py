@@ -1,0 +1,93 @@
+"""Step 3 end to end on the stand-in: fit, checkpoints, resume, crash safety, final folder and metrics."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from transformers import TFAutoModelForCausalLM
+
+from aurore import training
+from conftest import script
+
+step2 = script("2_tokenize_solution")
+step3 = script("3_train_solution")
+
+
+@pytest.fixture(scope="module")
+def tokenized(standin):
+    step2.main(["--workdir", str(standin.workdir), "--base-model", standin.base_model, "--block-size", "32"])
+    return standin
+
+
+def args(config, *extra):
+    return ["--workdir", str(config.workdir), "--base-model", config.base_model, "--batch-size", "8",
+            "--learning-rate", "3e-3", "--save-every", "5", "--keep-checkpoints", "2", *extra]
+
+
+@pytest.fixture(scope="module")
+def trained(tokenized):
+    return step3.main(args(tokenized, "--max-steps", "24", "--epochs", "2")), tokenized
+
+
+def test_two_short_epochs_lower_the_loss_and_report_validation(trained):
+    metrics, config = trained
+    losses = [s["loss"] for s in metrics["steps"]]
+    assert len(losses) == 24 and np.mean(losses[-5:]) < np.mean(losses[:5])
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2] and all("val_loss" in e for e in metrics["epochs"])
+    assert metrics["perplexity_after"] < metrics["perplexity_before"]
+
+
+def test_the_final_folder_reloads_with_card_metrics_and_curve(trained):
+    metrics, config = trained
+    folder = config.finetuned_dir
+    for name in ("tf_model.h5", "config.json", "tokenizer.json", "generation_config.json", "README.md",
+                 "metrics.json", "loss.png"):
+        assert (folder / name).is_file(), name
+    assert json.loads((folder / "metrics.json").read_text())["steps"] == metrics["steps"]
+    assert (folder / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert config.base_model in (folder / "README.md").read_text()
+    TFAutoModelForCausalLM.from_pretrained(str(folder))
+
+
+def test_checkpoints_are_kept_complete_and_reload(trained):
+    metrics, config = trained
+    kept = training.checkpoints(config.checkpoints_dir)
+    assert [training.read_state(c)["step"] for c in kept] == [20, 24]  # every 5 steps and epoch ends, last 2 kept
+    assert not list(config.checkpoints_dir.glob(".incomplete-*"))
+    TFAutoModelForCausalLM.from_pretrained(str(kept[-1]))
+
+
+def test_resume_continues_from_the_saved_step(tokenized, tmp_path):
+    import shutil
+
+    config = tokenized.__class__(workdir=tmp_path, base_model=tokenized.base_model)
+    shutil.copytree(tokenized.tokenized_dir, config.tokenized_dir)
+    step3.main(args(config, "--max-steps", "6", "--save-every", "4"))
+    assert training.read_state(training.latest_checkpoint(config.checkpoints_dir))["step"] == 6
+    # A longer plan, resumed: the optimizer restarts at step 6 and stops exactly at 10.
+    metrics = step3.main(args(config, "--max-steps", "10", "--resume"))
+    assert metrics["resumed_from_step"] == 6
+    assert [s["step"] for s in metrics["steps"]] == [7, 8, 9, 10]
+
+
+class Boom(tf.keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == 7:
+            raise RuntimeError("power cut")
+
+
+def test_a_crash_mid_training_leaves_the_latest_checkpoint_loadable(tokenized, tmp_path):
+    from aurore import hub
+
+    config = tokenized.__class__(workdir=tmp_path, base_model=tokenized.base_model)
+    model = hub.load_causal_lm(config.base_model, config)
+    model.compile(optimizer=step3.make_optimizer(20, config))
+    train, test = step3.to_tf_datasets(model, step3.load_blocks(tokenized), batch_size=8)
+    saver = training.CheckpointSaver(config.checkpoints_dir, hub.load_tokenizer(config.base_model), every_steps=5)
+    with pytest.raises(RuntimeError, match="power cut"):
+        step3.train(model, train.repeat(), test, epochs=1, steps_per_epoch=20, callbacks=[saver, Boom()])
+    latest = training.latest_checkpoint(config.checkpoints_dir)
+    assert training.read_state(latest)["step"] == 5
+    reloaded = TFAutoModelForCausalLM.from_pretrained(str(latest))
+    assert reloaded.num_parameters() == model.num_parameters()
