@@ -201,6 +201,39 @@ def _check_fit(module: ModuleType, tmp: Path) -> None:
     assert history.history["loss"][1] < history.history["loss"][0], "la perte doit baisser"
 
 
+# -- step 4 ---------------------------------------------------------------------------------------------------
+
+
+def tiny_model_folder(folder: Path) -> Path:
+    """A tiny GPT-2 with its tokenizer saved in `folder`, as step 3 would leave it."""
+    model = tiny_model()
+    tokenizer = tiny_tokenizer(folder)
+    model.config.vocab_size = len(tokenizer)
+    model = type(model)(model.config)
+    model(model.dummy_inputs)
+    model.save_pretrained(str(folder))
+    return folder
+
+
+def _check_load_generator(module: ModuleType, tmp: Path) -> None:
+    config = Config(workdir=tmp, base_model=str(tmp / "nowhere"))
+    tiny_model_folder(config.finetuned_dir)
+    generator = module.load(config)
+    assert generator.task == "text-generation", "il faut un pipeline text-generation"
+    assert generator.model.name_or_path.rstrip("/").endswith(config.finetuned_dir.name), "le modèle affiné d'abord"
+
+
+def _check_write(module: ModuleType, tmp: Path) -> None:
+    from aurore import generation
+
+    config = Config(workdir=tmp)
+    generator = generation.load_generator(str(tiny_model_folder(tmp / "model")), config)
+    sampling = generation.Sampling(max_new_tokens=3, num_return_sequences=2)
+    texts = module.write(generator, ["La rivière", "Germain"], sampling)
+    assert list(texts) == ["La rivière", "Germain"], "une entrée par prompt, dans l'ordre"
+    assert all(len(v) == 2 and all(t.startswith(p) for t in v) for p, v in texts.items()), "num_return_sequences textes"
+
+
 CHECKS: dict[int, list[Check]] = {
     1: [
         Check("1.1", "appelez gutenberg.download_book pour chaque identifiant", _check_download),
@@ -219,6 +252,10 @@ CHECKS: dict[int, list[Check]] = {
         Check("3.2", "model.prepare_tf_dataset(split, batch_size=..., shuffle=...)", _check_tf_datasets),
         Check("3.3", "create_optimizer(..., num_train_steps=total_steps, ...)[0]", _check_optimizer),
         Check("3.4", "model.fit(train_data, validation_data=test_data, epochs=..., ...)", _check_fit),
+    ],
+    4: [
+        Check("4.1", "generation.choose_model(config) puis generation.load_generator", _check_load_generator),
+        Check("4.2", "generation.generate(generator, prompt, sampling) pour chaque prompt", _check_write),
     ],
 }
 

@@ -1,0 +1,44 @@
+"""Step 4: the pipeline on the fine-tuned folder, repeatable sampling, and the fallback to the base model."""
+
+import shutil
+
+from aurore import generation
+from aurore.check import tiny_model_folder
+from aurore.config import Config
+from conftest import run_script, script
+
+step4 = script("4_generate_solution")
+
+
+def test_the_fine_tuned_folder_is_used_and_the_same_seed_gives_the_same_text(tmp_path, capsys):
+    config = Config(workdir=tmp_path, base_model=str(tmp_path / "absent"))
+    tiny_model_folder(config.finetuned_dir)
+    argv = ["--workdir", str(tmp_path), "--max-new-tokens", "8", "--seed", "3", "Cette femme", "Le soir"]
+    first, second = step4.main(argv), step4.main(argv)
+    assert first == second and list(first) == ["Cette femme", "Le soir"]
+    assert all(len(texts) == 2 and all(t.startswith(p) for t in texts) for p, texts in first.items())
+    other = step4.main(argv[:-2] + ["--seed", "4", "Cette femme", "Le soir"])
+    assert other != first  # the seed matters
+    assert "No fine-tuned model" not in capsys.readouterr().out
+
+
+def test_without_step3_the_base_model_is_used_and_said(tmp_path, capsys):
+    base = tiny_model_folder(tmp_path / "base")
+    config = Config(workdir=tmp_path / "work", base_model=str(base))
+    assert generation.choose_model(config) == (str(base), False)
+    step4.main(["--workdir", str(config.workdir), "--base-model", str(base), "--max-new-tokens", "4", "--greedy"])
+    assert "No fine-tuned model" in capsys.readouterr().out
+
+
+def test_greedy_generation_is_deterministic_whatever_the_seed(tmp_path):
+    folder = tiny_model_folder(tmp_path / "m")
+    generator = generation.load_generator(str(folder), Config(workdir=tmp_path))
+    greedy = [generation.generate(generator, "La rivière", generation.Sampling(max_new_tokens=6, do_sample=False,
+                                                                               seed=s)) for s in (1, 2)]
+    assert greedy[0] == greedy[1]
+
+
+def test_the_command_line_runs_offline_with_a_clear_error_when_nothing_is_there(tmp_path):
+    result = run_script(["aurore/4_generate_solution.py", "Bonjour"],
+                        {"AURORE_WORKDIR": str(tmp_path), "AURORE_BASE_MODEL": str(tmp_path / "none")})
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "does not exist" in result.stderr
