@@ -156,7 +156,7 @@ def tiny_model():
     from transformers import GPT2Config, TFGPT2LMHeadModel
 
     tf.keras.utils.set_random_seed(0)
-    return TFGPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=1, n_head=2))
+    return TFGPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=64, n_embd=16, n_layer=1, n_head=2))
 
 
 def _check_load_blocks(module: ModuleType, tmp: Path) -> None:

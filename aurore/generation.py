@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aurore import hub
 from aurore.config import Config
-from aurore.errors import MissingStepOutput
+from aurore.errors import AuroreError, MissingStepOutput
 
 
 @dataclass
@@ -51,6 +51,14 @@ def load_generator(name_or_path: str, config: Config):
 
 def generate(generator, prompt: str, sampling: Sampling) -> list[str]:
     """Continue `prompt`; the same seed and settings give the same texts."""
+    context = generator.model.config.n_positions
+    prompt_tokens = len(generator.tokenizer(prompt)["input_ids"])
+    if prompt_tokens + sampling.max_new_tokens > context:
+        raise AuroreError(
+            f"The prompt ({prompt_tokens} tokens) plus max_new_tokens ({sampling.max_new_tokens}) exceeds the "
+            f"model's context of {context} tokens.",
+            "Shorten the prompt or lower --max-new-tokens (AURORE_MAX_NEW_TOKENS).",
+        )
     options = asdict(sampling)
     seed = options.pop("seed")
     if not sampling.do_sample:  # greedy has a single answer, and no use for sampling settings

@@ -42,3 +42,13 @@ def test_the_command_line_runs_offline_with_a_clear_error_when_nothing_is_there(
     result = run_script(["aurore/4_generate_solution.py", "Bonjour"],
                         {"AURORE_WORKDIR": str(tmp_path), "AURORE_BASE_MODEL": str(tmp_path / "none")})
     assert result.returncode == 1 and "Traceback" not in result.stderr and "does not exist" in result.stderr
+
+
+def test_a_prompt_longer_than_the_context_is_a_clear_error(tmp_path):
+    import pytest
+
+    from aurore.errors import AuroreError
+
+    generator = generation.load_generator(str(tiny_model_folder(tmp_path / "m")), Config(workdir=tmp_path))
+    with pytest.raises(AuroreError, match="exceeds the model's context of 64 tokens"):
+        generation.generate(generator, "La rivière " * 30, generation.Sampling(max_new_tokens=10))
