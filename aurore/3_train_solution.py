@@ -80,6 +80,10 @@ class StopAtStep(tf.keras.callbacks.Callback):
 
 def _extra_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    parser.add_argument("--strategy", default="auto", choices=["auto", "default", "mirrored", "multi-worker"],
+                        help="spread training over devices (auto: all GPUs when there are several)")
+    parser.add_argument("--mixed-precision", action="store_true", help="16-bit compute, for GPUs")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the final model (token: HF_TOKEN)")
 
 
 def load_model(config: Config, resume: bool):
@@ -100,8 +104,13 @@ def main(argv: list[str] | None = None) -> dict:
     if not (config.tokenized_dir / "dataset_dict.json").is_file():
         raise MissingStepOutput("The tokenized dataset", config.tokenized_dir, 2)
     tf.keras.utils.set_random_seed(config.seed)
+    if flags.mixed_precision:
+        print(f"Mixed precision: {training.use_mixed_precision()}")  # before the model is built, or it is ignored
+    strategy = training.make_strategy(flags.strategy)
+    print(f"Training on {strategy.num_replicas_in_sync} device(s) ({type(strategy).__name__})")
     blocks = load_blocks(config)
-    model, tokenizer, checkpoint = load_model(config, flags.resume)
+    with strategy.scope():  # the model and optimizer variables are created on every device
+        model, tokenizer, checkpoint = load_model(config, flags.resume)
     model.summary()
 
     train_data, test_data = to_tf_datasets(model, blocks, config.batch_size)
@@ -112,11 +121,12 @@ def main(argv: list[str] | None = None) -> dict:
         total_steps = config.max_steps
         steps_per_epoch = math.ceil(total_steps / config.epochs)
     epochs = math.ceil(total_steps / steps_per_epoch)
-    model.compile(optimizer=make_optimizer(total_steps, config))  # no loss given: the model computes its own
-    start_step = 0
-    if checkpoint is not None:
-        training.restore_optimizer(model, checkpoint)  # moments and step count; the epoch restarts at its first batch
-        start_step = training.read_state(checkpoint)["step"]
+    with strategy.scope():
+        model.compile(optimizer=make_optimizer(total_steps, config))  # no loss given: the model computes its own
+        start_step = 0
+        if checkpoint is not None:
+            training.restore_optimizer(model, checkpoint)  # moments and step count; the epoch restarts at batch 1
+            start_step = training.read_state(checkpoint)["step"]
     tokens_per_step = config.batch_size * len(blocks["train"][0]["input_ids"])
     print(f"\nPlan: {total_steps} steps ({epochs} epoch(s) of {steps_per_epoch}), {tokens_per_step} tokens per step, "
           f"starting at step {start_step}")
@@ -141,7 +151,9 @@ def main(argv: list[str] | None = None) -> dict:
                   for i, initial in enumerate(history.epoch)]
     metrics = {"perplexity_before": before, "perplexity_after": after, "resumed_from_step": start_step,
                "total_steps": total_steps, "steps": steps.steps, "epochs": epochs_log}
-    save_final(model, tokenizer, config, metrics)
+    folder = save_final(model, tokenizer, config, metrics)
+    if flags.push_to_hub:
+        print(f"Pushed: {training.push_to_hub(folder, flags.push_to_hub)}")
     return metrics
 
 

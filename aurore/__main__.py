@@ -33,6 +33,16 @@ def _download_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _perplexity(args: argparse.Namespace) -> int:
+    from aurore.generation import choose_model
+    from aurore.training import evaluate_perplexity
+
+    config = settings.from_namespace(args)
+    name = args.model or choose_model(config)[0]
+    print(f"Perplexity of {name} on the held-out book: {evaluate_perplexity(name, config):.2f}")
+    return 0
+
+
 def _check(args: argparse.Namespace) -> int:
     from aurore.check import run_checks
 
@@ -50,6 +60,7 @@ COMMANDS = {
     "config": (_config, "print every setting and its value"),
     "build-standin": (_build_standin, "build the small offline stand-in base model (needs step 1)"),
     "download-model": (_download_model, "download and convert the base model once, for offline use"),
+    "perplexity": (_perplexity, "perplexity on La Mare au diable of a model folder or hub id (default: step 3's)"),
     "check": (_check, "grade your exercise file for a step: python -m aurore check 1"),
     "exercises": (_exercises, "regenerate the exercise files from the *_solution.py files"),
 }
@@ -71,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--solution", action="store_true", help="grade the solution file instead")
         if name == "exercises":
             sub.add_argument("--check", action="store_true", help="only report exercise files out of date")
-        if name in ("config", "build-standin", "download-model"):
+        if name == "perplexity":
+            sub.add_argument("model", nargs="?", help="model folder or hub id (default: fine-tuned, else base)")
+        if name in ("config", "build-standin", "download-model", "perplexity"):
             settings.add_arguments(sub)
     args = parser.parse_args(argv)
     return args.function(args)

@@ -48,7 +48,9 @@ class Config:
     learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate of AdamW"})
     warmup_ratio: float = field(default=0.1, metadata={"help": "share of steps spent warming up"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
-    max_steps: int = field(default=0, metadata={"help": "stop after this many steps in total (0 = no limit)"})
+    max_steps: int = field(
+        default=200, metadata={"help": "cap on training steps, shared among the epochs (0 = full epochs)"}
+    )
     save_every: int = field(default=100, metadata={"help": "save a checkpoint every N steps (0 = epoch ends only)"})
     keep_checkpoints: int = field(default=3, metadata={"help": "how many checkpoints to keep"})
     seed: int = field(default=42, metadata={"help": "random seed for shuffling, init and sampling"})

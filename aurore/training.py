@@ -147,3 +147,75 @@ def replace_folder(staging: Path, target: Path) -> Path | None:
         os.replace(target, previous)
     os.replace(staging, target)
     return previous if previous.exists() else None
+
+
+def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
+    """How to spread training over devices.
+
+    auto: MirroredStrategy when several GPUs are visible, else the default (one device).
+    mirrored: MirroredStrategy over all GPUs, or over the logical CPUs when there is no GPU.
+    multi-worker: MultiWorkerMirroredStrategy, configured by the TF_CONFIG variable on each host.
+    default: one device.
+    """
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "default"
+    if name == "mirrored":
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    raise ValueError(f"unknown strategy {name!r}: choose auto, default, mirrored or multi-worker")
+
+
+def use_mixed_precision() -> str:
+    """float16 compute with float32 weights on GPUs (bfloat16 on CPUs). Must run BEFORE the model is built."""
+    policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+    tf.keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def text_blocks(tokenizer, texts: list[str], block_size: int) -> dict[str, list[list[int]]]:
+    """Evaluation blocks for any tokenizer: the texts as one token stream, cut into `block_size` pieces."""
+    stream = tokenizer(" ".join(texts))["input_ids"]
+    blocks = [stream[i : i + block_size] for i in range(0, len(stream) - block_size + 1, block_size)]
+    return {"input_ids": blocks, "labels": blocks}
+
+
+def evaluate_perplexity(name_or_path: str, config) -> float:
+    """Perplexity of any model folder or hub id on the held-out book, tokenized with the model's own tokenizer."""
+    from datasets import Dataset, load_from_disk
+
+    from aurore import hub
+    from aurore.errors import MissingStepOutput
+
+    if not (config.dataset_dir / "dataset_dict.json").is_file():
+        raise MissingStepOutput("The sentence dataset", config.dataset_dir, 1)
+    tokenizer = hub.load_tokenizer(name_or_path)
+    model = hub.load_causal_lm(name_or_path, config)
+    model.compile(optimizer="adam")  # evaluate() needs a compiled model; the optimizer is never used
+    block_size = min(config.block_size, model.config.n_positions)
+    texts = load_from_disk(str(config.dataset_dir))["test"]["text"]
+    blocks = Dataset.from_dict(text_blocks(tokenizer, texts, block_size))
+    return perplexity(model, model.prepare_tf_dataset(blocks, batch_size=config.batch_size, shuffle=False))
+
+
+def push_to_hub(folder: Path, repo_id: str) -> str:
+    """Upload the final model folder to the hub. The token comes from HF_TOKEN or `huggingface-cli login`."""
+    from huggingface_hub import HfApi
+
+    from aurore import hub
+    from aurore.errors import AuroreError
+
+    if not hub.hub_reachable():
+        raise AuroreError(f"Cannot push to {repo_id}: the Hugging Face hub is unreachable (or HF_HUB_OFFLINE=1).",
+                          f"The model is saved in {folder}; push it later with --push-to-hub when online.")
+    api = HfApi(token=os.environ.get("HF_TOKEN") or None)
+    try:
+        api.create_repo(repo_id, exist_ok=True)
+        return api.upload_folder(folder_path=str(folder), repo_id=repo_id).commit_url
+    except Exception as error:  # authentication, permissions, network: one message
+        raise AuroreError(f"Pushing to {repo_id} failed: {str(error).splitlines()[0]}",
+                          "Set HF_TOKEN to a token with write access, or run `huggingface-cli login`.") from None

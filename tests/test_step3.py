@@ -91,3 +91,61 @@ def test_a_crash_mid_training_leaves_the_latest_checkpoint_loadable(tokenized, t
     assert training.read_state(latest)["step"] == 5
     reloaded = TFAutoModelForCausalLM.from_pretrained(str(latest))
     assert reloaded.num_parameters() == model.num_parameters()
+
+
+TWO_CPUS = """
+import sys, aurore, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from aurore.check import load_script
+metrics = load_script(aurore.config.PACKAGE_DIR / "3_train_solution.py").main(sys.argv[1:])
+losses = [s["loss"] for s in metrics["steps"]]
+print("LOSSES", losses[0], losses[-1], len(losses))
+"""
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tokenized, tmp_path):
+    import shutil
+
+    from conftest import run_script
+
+    config = tokenized.__class__(workdir=tmp_path, base_model=tokenized.base_model)
+    shutil.copytree(tokenized.tokenized_dir, config.tokenized_dir)
+    result = run_script(["-c", TWO_CPUS, *args(config, "--max-steps", "8", "--strategy", "mirrored")], {})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Training on 2 device(s) (MirroredStrategy)" in result.stdout
+    first, last, count = result.stdout.split("LOSSES")[1].split()
+    assert int(count) == 8 and float(last) < float(first)
+    assert (config.finetuned_dir / "tf_model.h5").is_file()
+
+
+def test_perplexity_command_on_any_model_folder(trained):
+    from conftest import run_script
+
+    metrics, config = trained
+    result = run_script(["-m", "aurore", "perplexity", str(config.finetuned_dir), "--workdir", str(config.workdir),
+                         "--block-size", "32"], {})
+    assert result.returncode == 0, result.stderr[-2000:]
+    value = float(result.stdout.strip().split(":")[-1])
+    assert abs(value - metrics["perplexity_after"]) / metrics["perplexity_after"] < 0.25  # same model, same book
+
+
+def test_push_to_hub_offline_is_a_clear_error(trained):
+    from aurore.errors import AuroreError
+
+    metrics, config = trained
+    with pytest.raises(AuroreError, match="hub is unreachable"):
+        training.push_to_hub(config.finetuned_dir, "someone/gpt2-george-sand")
+
+
+def test_mixed_precision_is_set_before_the_model_is_built():
+    from transformers import GPT2Config, TFGPT2LMHeadModel
+
+    try:
+        policy = training.use_mixed_precision()
+        model = TFGPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=1, n_head=2))
+        model(model.dummy_inputs)
+        layer = model.transformer.h[0].mlp.c_fc
+        assert policy.startswith("mixed_") and layer.compute_dtype != "float32" and layer.dtype == "float32"
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")
