@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine:
-#   make demo   set up .venv if needed, run the workshop steps with their defaults
+#   make demo   set up .venv if needed, run the workshop steps with their defaults, then serve the page
 #   make test   set up .venv (with test tools) if needed, run the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -14,6 +14,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt .ci/install.sh
 
 demo: $(VENV)/.installed
 	@for step in $(STEPS); do echo "== $$step"; $(PY) aurore/$${step}_solution.py || exit 1; done
+	$(PY) aurore/5_flask.py
 
 test: $(VENV)/.installed
 	$(PY) -m pytest tests $(PYTEST_ARGS)

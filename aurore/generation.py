@@ -67,3 +67,22 @@ def generate(generator, prompt: str, sampling: Sampling) -> list[str]:
         options["num_return_sequences"] = 1
     outputs = generator(prompt, seed=[seed, 0], pad_token_id=generator.tokenizer.eos_token_id, **options)
     return [output["generated_text"] for output in outputs]
+
+
+class PipelineEngine:
+    """The reference engine: the transformers pipeline, in eager TensorFlow, one prompt after another."""
+
+    name = "eager"
+
+    def __init__(self, generator):
+        self.generator = generator
+
+    @property
+    def context_size(self) -> int:
+        return self.generator.model.config.n_positions
+
+    def count_tokens(self, prompt: str) -> int:
+        return len(self.generator.tokenizer(prompt)["input_ids"])
+
+    def generate_batch(self, prompts: list[str], sampling: Sampling) -> list[list[str]]:
+        return [generate(self.generator, prompt, sampling) for prompt in prompts]

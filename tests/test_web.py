@@ -1,0 +1,145 @@
+"""Step 5's web app through Flask's test client, on a tiny real model."""
+
+import threading
+import time
+
+import pytest
+
+from aurore import generation, web
+from aurore.check import tiny_model_folder
+from aurore.config import Config
+from aurore.serving import GenerationService
+from conftest import script
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    folder = tiny_model_folder(tmp_path_factory.mktemp("web") / "model")
+    return generation.PipelineEngine(generation.load_generator(str(folder), Config(workdir=folder.parent)))
+
+
+@pytest.fixture
+def service(engine):
+    return GenerationService(engine, timeout=30)
+
+
+@pytest.fixture
+def client(service):
+    app = web.create_app(service, web.ModelInfo(name="models/gpt2-george-sand", finetuned=True))
+    return app.test_client()
+
+
+def test_home_form_and_health(client):
+    home = client.get("/")
+    assert home.status_code == 200 and '<html lang="fr">' in home.text and "George Sand" in home.text
+    form = client.get("/generate")
+    assert form.status_code == 200 and 'name="prompt"' in form.text and "GPT-2 affiné sur George Sand" in form.text
+    health = client.get("/healthz").get_json()
+    assert health == {"status": "ok", "model": "models/gpt2-george-sand", "finetuned": True, "engine": "eager",
+                      "queued": 0}
+
+
+def test_the_page_says_when_the_model_is_not_fine_tuned(service):
+    app = web.create_app(service, web.ModelInfo(name="benjamin/gpt2-wechsel-french", finetuned=False))
+    assert "non affiné" in app.test_client().get("/generate").text
+
+
+def test_post_generate_shows_prompt_texts_and_keeps_the_settings(client):
+    response = client.post("/generate", data={"prompt": "La rivière", "max_new_tokens": "5", "temperature": "1.3",
+                                              "top_k": "7", "top_p": "0.8", "num_texts": "3", "seed": "5"})
+    assert response.status_code == 200
+    assert response.text.count('<article class="text">La rivière') == 3
+    for name, value in (("temperature", "1.3"), ("top_k", "7"), ("top_p", "0.8"), ("num_texts", "3")):
+        assert f'name="{name}" type="number" value="{value}"' in response.text
+    assert ">La rivière</textarea>" in response.text
+
+
+def test_json_api_is_repeatable_with_a_seed(client):
+    body = {"prompt": "Germain", "max_new_tokens": 6, "num_texts": 2, "seed": 3}
+    first, second = client.post("/api/generate", json=body), client.post("/api/generate", json=body)
+    assert first.status_code == 200 and first.get_json() == second.get_json()
+    data = first.get_json()
+    assert data["prompt"] == "Germain" and len(data["texts"]) == 2 and all(t.startswith("Germain") for t in data["texts"])
+
+
+BAD = [
+    ({"prompt": "   "}, "vide"),
+    ({"prompt": "x" * 501}, "trop long"),
+    ({"prompt": "Le soir", "max_new_tokens": "beaucoup"}, "doit être un nombre entier"),
+    ({"prompt": "Le soir", "temperature": "chaud"}, "doit être un nombre"),
+    ({"prompt": "Le soir", "max_new_tokens": 0}, "entre 1 et 200"),
+    ({"prompt": "Le soir", "temperature": 5}, "entre 0.05 et 2.0"),
+    ({"prompt": "Le soir", "top_p": 0}, "entre 0.05 et 1.0"),
+    ({"prompt": "Le soir", "num_texts": 9}, "entre 1 et 4"),
+    ({"prompt": "Le soir", "top_k": 2.5}, "doit être un nombre entier"),
+    ({"prompt": "La rivière " * 40, "max_new_tokens": 100}, "dépassent la mémoire du modèle"),
+]
+
+
+@pytest.mark.parametrize("values,message", BAD)
+def test_bad_input_is_a_clear_400_on_the_page_and_in_json(client, values, message):
+    page = client.post("/generate", data={k: str(v) for k, v in values.items()})
+    assert page.status_code == 400 and message in page.text and 'class="error"' in page.text
+    api = client.post("/api/generate", json=values)
+    assert api.status_code == 400 and message in api.get_json()["error"]
+
+
+def test_api_needs_a_json_object_and_requests_are_size_limited(client):
+    assert client.post("/api/generate", data="nope", content_type="application/json").status_code == 400
+    assert client.post("/api/generate", json=["Le soir"]).status_code == 400
+    huge = client.post("/api/generate", json={"prompt": "a" * 20_000})
+    assert huge.status_code == 413 and "trop grande" in huge.get_json()["error"]
+
+
+def test_prompt_and_output_are_escaped(client):
+    response = client.post("/generate", data={"prompt": "<script>alert(1)</script>", "max_new_tokens": "3"})
+    assert response.status_code == 200
+    assert "<script>alert(1)" not in response.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in response.text
+
+
+def test_concurrent_requests_are_all_answered_and_batched(client, service):
+    results, barrier = [], threading.Barrier(8)
+
+    def ask(i):
+        barrier.wait()
+        response = client.post("/api/generate", json={"prompt": f"Lettre {i}", "max_new_tokens": 4, "num_texts": 1})
+        results.append((response.status_code, response.get_json()["texts"][0]))
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(r[0] for r in results) == [200] * 8
+    assert sorted(r[1].split()[1][:1] for r in results) == sorted(str(i) for i in range(8))  # each got its own prompt
+    assert service.batches < 8  # simultaneous requests with the same settings shared generate calls
+
+
+class SlowEngine:
+    def __init__(self, engine, delay):
+        self.engine, self.delay, self.name = engine, delay, "slow"
+        self.context_size, self.count_tokens = engine.context_size, engine.count_tokens
+
+    def generate_batch(self, prompts, sampling):
+        time.sleep(self.delay)
+        return self.engine.generate_batch(prompts, sampling)
+
+
+def test_an_overloaded_server_answers_503_instead_of_hanging(engine):
+    app = web.create_app(GenerationService(SlowEngine(engine, 2.0), timeout=0.3), web.ModelInfo("m", True))
+    client = app.test_client()
+    start = time.monotonic()
+    api = client.post("/api/generate", json={"prompt": "Le soir", "max_new_tokens": 2})
+    assert api.status_code == 503 and "occupé" in api.get_json()["error"] and time.monotonic() - start < 2
+    page = client.post("/generate", data={"prompt": "Le soir", "max_new_tokens": "2"})
+    assert page.status_code == 503 and "occupé" in page.text
+
+
+def test_server_defaults_are_safe():
+    step5 = script("5_flask")
+    config, flags = step5.parse_args("x", [], extra=step5._extra_flags)
+    assert flags.host == "127.0.0.1"
+    config, flags = step5.parse_args("x", ["--host", "0.0.0.0"], extra=step5._extra_flags)
+    assert flags.host == "0.0.0.0"
+    source = (web.__file__)
+    assert "debug=True" not in open(source).read() and "app.run(" not in open(step5.__file__).read()
