@@ -1,0 +1,86 @@
+"""The compiled decoder: same sampling rules as transformers, same greedy tokens as eager, no recompilation."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from transformers.generation.tf_logits_process import (
+    TFTemperatureLogitsWarper,
+    TFTopKLogitsWarper,
+    TFTopPLogitsWarper,
+)
+
+from aurore import fastgen, generation
+from aurore.check import tiny_model_folder
+from aurore.config import Config
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p", [(1.0, 0, 1.0), (0.7, 10, 1.0), (1.3, 0, 0.9), (0.9, 50, 0.95),
+                                                     (2.0, 3, 0.5), (0.5, 1, 0.99)])
+def test_warping_matches_transformers_tf_logits_warpers(temperature, top_k, top_p):
+    logits = tf.constant(np.random.default_rng(top_k).normal(size=(4, 300)) * 3, tf.float32)
+    expected = logits
+    if temperature != 1.0:
+        expected = TFTemperatureLogitsWarper(temperature)(None, expected, 0)
+    if top_k:
+        expected = TFTopKLogitsWarper(top_k)(None, expected, 0)
+    if top_p < 1.0:
+        expected = TFTopPLogitsWarper(top_p)(None, expected, 0)
+    got = fastgen.warp_logits(logits, tf.constant(temperature), tf.constant(top_k), tf.constant(top_p))
+    np.testing.assert_array_equal(np.isfinite(got.numpy()), np.isfinite(expected.numpy()))
+    finite = np.isfinite(expected.numpy())
+    np.testing.assert_allclose(got.numpy()[finite], expected.numpy()[finite], rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory):
+    folder = tiny_model_folder(tmp_path_factory.mktemp("fast") / "model")
+    generator = generation.load_generator(str(folder), Config(workdir=folder.parent))
+    return generator, fastgen.CompiledGenerator(generator.model, generator.tokenizer)
+
+
+PROMPTS = ["La rivière", "Germain laboura le champ avec", "Lélia", "Le chanvreur contait des histoires à la veillée"]
+
+
+def test_greedy_compiled_equals_eager_token_for_token(engines):
+    generator, compiled = engines
+    greedy = generation.Sampling(max_new_tokens=15, do_sample=False)
+    for prompt in PROMPTS:
+        eager = generator(prompt, do_sample=False, max_new_tokens=15, return_tensors=True,
+                          pad_token_id=generator.tokenizer.eos_token_id)[0]["generated_token_ids"]
+        eager_new = list(eager)[len(generator.tokenizer(prompt)["input_ids"]):]
+        eos = generator.tokenizer.eos_token_id
+        eager_new = eager_new[: eager_new.index(eos)] if eos in eager_new else eager_new
+        ids = generator.tokenizer(prompt)["input_ids"]
+        assert compiled.generate_ids([ids], greedy)[0] == eager_new, prompt
+    # batched rows of different lengths give each row its own greedy continuation
+    batch = compiled.generate_ids([generator.tokenizer(p)["input_ids"] for p in PROMPTS], greedy)
+    assert batch == [compiled.generate_ids([generator.tokenizer(p)["input_ids"]], greedy)[0] for p in PROMPTS]
+
+
+def test_after_warm_up_varied_requests_trigger_no_compilation(engines):
+    generator, compiled = engines
+    compiled.warm_up()
+    traces = compiled.traces
+    for i, prompt in enumerate(PROMPTS):
+        sampling = generation.Sampling(max_new_tokens=5 + 7 * i, temperature=0.5 + 0.3 * i, top_k=i * 20,
+                                       top_p=1.0 - 0.1 * i, do_sample=i % 2 == 0, seed=i, num_return_sequences=1 + i % 3)
+        texts = compiled.generate_batch([prompt] * (1 + i), sampling)
+        assert len(texts) == 1 + i and all(t.startswith(prompt) for row in texts for t in row)
+    assert compiled.traces == traces
+
+
+def test_sampling_is_repeatable_with_a_seed_and_varies_without(engines):
+    _, compiled = engines
+    sampling = generation.Sampling(max_new_tokens=12, seed=7, num_return_sequences=2)
+    first = compiled.generate_batch(["La rivière"], sampling)
+    assert first == compiled.generate_batch(["La rivière"], sampling)
+    other = compiled.generate_batch(["La rivière"], generation.Sampling(max_new_tokens=12, seed=8,
+                                                                        num_return_sequences=2))
+    assert other != first and first[0][0] != first[0][1]
+
+
+def test_a_top_k_of_one_is_greedy(engines):
+    _, compiled = engines
+    ids = [compiled.tokenizer("Germain")["input_ids"]]
+    greedy = compiled.generate_ids(ids, generation.Sampling(max_new_tokens=10, do_sample=False))
+    assert compiled.generate_ids(ids, generation.Sampling(max_new_tokens=10, top_k=1, seed=3)) == greedy
