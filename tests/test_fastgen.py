@@ -14,15 +14,20 @@ from aurore.check import tiny_model_folder
 from aurore.config import Config
 
 
-@pytest.mark.parametrize("temperature,top_k,top_p", [(1.0, 0, 1.0), (0.7, 10, 1.0), (1.3, 0, 0.9), (0.9, 50, 0.95),
-                                                     (2.0, 3, 0.5), (0.5, 1, 0.99)])
-def test_warping_matches_transformers_tf_logits_warpers(temperature, top_k, top_p):
-    logits = tf.constant(np.random.default_rng(top_k).normal(size=(4, 300)) * 3, tf.float32)
+CASES = [(1.0, 0, 1.0), (0.7, 10, 1.0), (1.3, 0, 0.9), (0.9, 50, 0.95), (2.0, 3, 0.5), (0.5, 1, 0.99),
+         (1.0, 2000, 0.95), (1.0, 1024, 1.0)]
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p", CASES)
+@pytest.mark.parametrize("vocab,spread", [(300, 3.0), (3000, 0.3), (3000, 8.0)])  # small; large flat; large peaked
+def test_warping_matches_transformers_tf_logits_warpers(temperature, top_k, top_p, vocab, spread):
+    """Both paths: among the 1,024 likeliest candidates, and the full sort when the kept set may go beyond."""
+    logits = tf.constant(np.random.default_rng(top_k).normal(size=(4, vocab)) * spread, tf.float32)
     expected = logits
     if temperature != 1.0:
         expected = TFTemperatureLogitsWarper(temperature)(None, expected, 0)
     if top_k:
-        expected = TFTopKLogitsWarper(top_k)(None, expected, 0)
+        expected = TFTopKLogitsWarper(min(top_k, vocab))(None, expected, 0)
     if top_p < 1.0:
         expected = TFTopPLogitsWarper(top_p)(None, expected, 0)
     got = fastgen.warp_logits(logits, tf.constant(temperature), tf.constant(top_k), tf.constant(top_p))

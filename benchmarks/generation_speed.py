@@ -1,0 +1,155 @@
+"""Generation speed: eager pipeline vs compiled decoding, and the web server under concurrent clients.
+
+    python benchmarks/generation_speed.py [--models standin,gpt2-124m] [--new-tokens 32]
+
+Models are random-weight GPT-2s built from config (speed does not depend on the weights): `standin` has the
+offline stand-in's shape, `gpt2-124m` GPT-2 small's. Prints, per model:
+- tokens/s of the eager `generate` (the pipeline's path) and of aurore.fastgen at batch 1 and 8;
+- start-up: compile time of the warm-up and the first request's latency after it;
+- the web app (waitress on loopback, compiled engine): p50/p95 latency and throughput with 1, 4, 8 clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import aurore  # noqa: E402,F401  sets TF_USE_LEGACY_KERAS before TensorFlow loads
+
+SHAPES = {
+    "standin": dict(vocab_size=4096, n_positions=512, n_embd=128, n_layer=2, n_head=4),
+    "gpt2-124m": dict(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12),
+}
+PROMPT_IDS = [11, 617, 1234, 88, 402, 77, 5, 901]  # 8 tokens
+
+
+class FixedTokenizer:
+    """Just enough tokenizer for the engines: ids in, ids out (the benchmark measures the model, not text)."""
+
+    eos_token_id = 0
+
+    def __call__(self, text):
+        return {"input_ids": [int(x) for x in text.split()]}
+
+    def decode(self, ids, skip_special_tokens=True):
+        return " ".join(str(i) for i in ids)
+
+
+def build(shape: str):
+    import tensorflow as tf
+    from transformers import GPT2Config, TFGPT2LMHeadModel
+
+    tf.keras.utils.set_random_seed(0)
+    model = TFGPT2LMHeadModel(GPT2Config(**SHAPES[shape], eos_token_id=0, bos_token_id=0))
+    model(model.dummy_inputs)
+    return model
+
+
+def eager_tokens_per_s(model, batch: int, new_tokens: int) -> float:
+    import tensorflow as tf
+
+    ids = tf.constant([PROMPT_IDS] * batch, tf.int32)
+    kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=True, top_k=50, top_p=0.95,
+                  pad_token_id=0)
+    model.generate(ids, max_new_tokens=2, pad_token_id=0)  # first call builds what it needs
+    start = time.perf_counter()
+    model.generate(ids, **kwargs)
+    return batch * new_tokens / (time.perf_counter() - start)
+
+
+def compiled_tokens_per_s(engine, batch: int, new_tokens: int, repeats: int = 3) -> float:
+    from aurore.generation import Sampling
+
+    sampling = Sampling(max_new_tokens=new_tokens)
+    times = []
+    for seed in range(repeats):
+        start = time.perf_counter()
+        out = engine.generate_ids([PROMPT_IDS] * batch, Sampling(max_new_tokens=new_tokens, seed=seed))
+        times.append(time.perf_counter() - start)
+    produced = sum(len(o) for o in out)
+    del sampling
+    return produced / statistics.median(times)
+
+
+def serve_and_load(engine, new_tokens: int, clients_list=(1, 4, 8), requests_per_client: int = 4) -> list[dict]:
+    from waitress.server import create_server
+
+    from aurore import web
+    from aurore.serving import GenerationService
+
+    app = web.create_app(GenerationService(engine, timeout=600), web.ModelInfo("benchmark", True))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = create_server(app, host="127.0.0.1", port=port, threads=16)
+    threading.Thread(target=server.run, daemon=True).start()
+    url = f"http://127.0.0.1:{port}/api/generate"
+    rows = []
+    for clients in clients_list:
+        latencies: list[float] = []
+
+        def client(index: int) -> None:
+            for r in range(requests_per_client):
+                body = json.dumps({"prompt": " ".join(str(i + index + r) for i in PROMPT_IDS),
+                                   "max_new_tokens": new_tokens, "num_texts": 1, "seed": 1}).encode()
+                request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+                start = time.perf_counter()
+                urllib.request.urlopen(request, timeout=600).read()
+                latencies.append(time.perf_counter() - start)
+
+        start = time.perf_counter()
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - start
+        latencies.sort()
+        rows.append({"clients": clients, "p50_s": statistics.median(latencies),
+                     "p95_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+                     "requests_per_s": len(latencies) / elapsed})
+    server.close()
+    return rows
+
+
+def main() -> None:
+    from aurore.fastgen import CompiledGenerator
+    from aurore.generation import Sampling
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="standin,gpt2-124m")
+    parser.add_argument("--new-tokens", type=int, default=32)
+    args = parser.parse_args()
+    print(f"CPU cores: {os.cpu_count()}; {args.new_tokens} new tokens after an 8-token prompt; sampling top-k 50, top-p 0.95")
+    for shape in args.models.split(","):
+        model = build(shape)
+        print(f"\n== {shape} ({model.num_parameters():,} parameters)")
+        for batch in (1, 8):
+            print(f"eager    batch {batch}: {eager_tokens_per_s(model, batch, args.new_tokens):8.1f} tokens/s", flush=True)
+        start = time.perf_counter()
+        engine = CompiledGenerator(model, FixedTokenizer())
+        traces = engine.warm_up((128,))
+        warm = time.perf_counter() - start
+        start = time.perf_counter()
+        engine.generate_ids([PROMPT_IDS], Sampling(max_new_tokens=args.new_tokens))
+        print(f"start-up: warm-up compiled {traces} shapes in {warm:.1f} s; first request then took "
+              f"{time.perf_counter() - start:.2f} s")
+        for batch in (1, 8):
+            print(f"compiled batch {batch}: {compiled_tokens_per_s(engine, batch, args.new_tokens):8.1f} tokens/s",
+                  flush=True)
+        for row in serve_and_load(engine, args.new_tokens):
+            print(f"server   {row['clients']} client(s): p50 {row['p50_s']:.2f} s, p95 {row['p95_s']:.2f} s, "
+                  f"{row['requests_per_s']:.2f} requests/s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
