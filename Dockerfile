@@ -23,7 +23,7 @@ COPY aurore /aurore
 RUN useradd --create-home --uid 1000 participant \
     && mkdir -p /opt/hf-cache /opt/aurore-cache \
     && chown -R participant /opt/hf-cache /opt/aurore-cache /aurore
-USER participant
+USER 1000
 WORKDIR /
 
 # Optional: cache the five books and the base model (converted to TensorFlow) inside the image, then point the

@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.compiler.tf2xla.python.xla import dynamic_update_slice
 
 from aurore.generation import Sampling
 
@@ -48,7 +49,9 @@ def warp_logits(logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor, top
     values, order = tf.math.top_k(logits, count)  # [B, count], likeliest first
     k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
     top_k_on = k < vocab
-    kth = tf.where(top_k_on, values[:, tf.minimum(k, count) - 1 : tf.minimum(k, count)], -np.inf)
+    # The k-th largest value, by a masked minimum: a dynamic slice of `values` would make XLA sort everything.
+    kth = tf.reduce_min(tf.where(tf.range(count)[None, :] < k, values, np.inf), axis=-1, keepdims=True)
+    kth = tf.where(top_k_on, kth, -np.inf)
     top_k_filtered = tf.where(logits < kth, tf.constant(-np.inf, logits.dtype), logits)
     probs = tf.gather(tf.nn.softmax(top_k_filtered, axis=-1), order, batch_dims=1)  # the candidates' probabilities
     before = tf.math.cumsum(probs, axis=-1, exclusive=True)  # mass of the better-ranked tokens
@@ -97,45 +100,47 @@ class CompiledGenerator:
 
     # -- the model, one token per row ---------------------------------------------------------------------------
 
-    def _attend(self, block, x, cache_k, cache_v, layer, t, length):
+    def _attend(self, block, x, cache_k, cache_v, t, length):
         """Self-attention of the current token over positions 0..t, writing its key and value at slot t."""
         batch = tf.shape(x)[0]
         qkv = block.attn.c_attn(x)  # [B, 1, 3E]
-        q, k, v = (tf.reshape(part, [batch, self.n_head, self.head_dim]) for part in tf.split(qkv, 3, axis=-1))
-        slot = tf.one_hot(t, length, dtype=x.dtype)[None, None, :, None]  # [1, 1, T, 1]
-        cache_k = tf.tensor_scatter_nd_update(cache_k, [[layer]], [cache_k[layer] * (1 - slot) + k[:, :, None] * slot])
-        cache_v = tf.tensor_scatter_nd_update(cache_v, [[layer]], [cache_v[layer] * (1 - slot) + v[:, :, None] * slot])
-        scores = tf.einsum("bhd,bhtd->bht", q, cache_k[layer]) / math.sqrt(self.head_dim)
+        q, k, v = (tf.reshape(part, [batch, self.n_head, 1, self.head_dim]) for part in tf.split(qkv, 3, axis=-1))
+        # In place: only the new position's keys and values are written (XLA's dynamic-update-slice).
+        cache_k = dynamic_update_slice(cache_k, k, [0, 0, t, 0])
+        cache_v = dynamic_update_slice(cache_v, v, [0, 0, t, 0])
+        scores = tf.einsum("bhqd,bhtd->bhqt", q, cache_k) / math.sqrt(self.head_dim)
         visible = tf.range(length) <= t
-        scores = tf.where(visible[None, None, :], scores, tf.constant(-1e4, x.dtype))  # GPT-2's mask value
+        scores = tf.where(visible[None, None, None, :], scores, tf.constant(-1e4, x.dtype))  # GPT-2's mask value
         weights = tf.nn.softmax(scores, axis=-1)
-        out = tf.reshape(tf.einsum("bht,bhtd->bhd", weights, cache_v[layer]), [batch, 1, -1])
+        out = tf.reshape(tf.einsum("bhqt,bhtd->bqhd", weights, cache_v), [batch, 1, -1])
         return block.attn.c_proj(out), cache_k, cache_v
 
-    def _logits(self, tokens, t, cache_k, cache_v, length):
+    def _logits(self, tokens, t, caches, length):
+        """Logits of the next token for each row; `caches` is a tuple of (keys, values) per layer."""
         transformer = self.model.transformer
         tokens = tokens[:, None]  # [B, 1]: the layers were built for [batch, positions, ...] inputs
         x = transformer.wte(tokens) + transformer.wpe(tf.fill(tf.shape(tokens), t))
-        for layer, block in enumerate(transformer.h):
-            attended, cache_k, cache_v = self._attend(block, block.ln_1(x), cache_k, cache_v, layer, t, length)
+        updated = []
+        for block, (cache_k, cache_v) in zip(transformer.h, caches):
+            attended, cache_k, cache_v = self._attend(block, block.ln_1(x), cache_k, cache_v, t, length)
+            updated.append((cache_k, cache_v))
             x = x + attended
             x = x + block.mlp.c_proj(block.mlp.act(block.mlp.c_fc(block.ln_2(x))))
         x = transformer.ln_f(x)
-        return tf.matmul(x[:, 0], transformer.wte.embeddings, transpose_b=True), cache_k, cache_v
+        return tf.matmul(x[:, 0], transformer.wte.embeddings, transpose_b=True), tuple(updated)
 
     def _decode_loop(self, buffer, lengths, new_tokens, temperature, top_k, top_p, do_sample, seed):
         """buffer: [B, T] int32, prompts left-aligned; returns the buffer with each row's continuation."""
         self.traces += 1  # Python side effect: runs only while tracing
         batch, length = tf.shape(buffer)[0], buffer.shape[1]
-        cache_shape = [self.n_layer, batch, self.n_head, length, self.head_dim]
-        cache_k = tf.zeros(cache_shape, tf.float32)
-        cache_v = tf.zeros_like(cache_k)
+        zeros = tf.zeros([batch, self.n_head, length, self.head_dim], tf.float32)
+        caches = tuple((zeros, zeros) for _ in range(self.n_layer))
         finished = tf.zeros([batch], tf.bool)
         last = tf.reduce_max(lengths) + new_tokens - 1  # the last position that needs a next token
         t = tf.constant(0)
 
-        def step(t, buffer, cache_k, cache_v, finished):
-            logits, cache_k, cache_v = self._logits(buffer[:, t], t, cache_k, cache_v, length)
+        def step(t, buffer, caches, finished):
+            logits, caches = self._logits(buffer[:, t], t, caches, length)
             warped = warp_logits(logits, temperature, top_k, top_p)
             sampled = tf.random.stateless_categorical(warped, 1, seed=tf.stack([seed, t]), dtype=tf.int32)[:, 0]
             chosen = tf.where(do_sample, sampled, tf.argmax(logits, axis=-1, output_type=tf.int32))
@@ -144,11 +149,10 @@ class CompiledGenerator:
             chosen = tf.where(finished | done, self.eos, chosen)
             next_token = tf.where(in_prompt, buffer[:, tf.minimum(t + 1, length - 1)], chosen)
             finished = finished | (~in_prompt & (chosen == self.eos))
-            column = tf.one_hot(t + 1, length, dtype=tf.int32)[None, :]
-            buffer = buffer * (1 - column) + next_token[:, None] * column
-            return t + 1, buffer, cache_k, cache_v, finished
+            buffer = dynamic_update_slice(buffer, next_token[:, None], [0, t + 1])
+            return t + 1, buffer, caches, finished
 
-        _, buffer, *_ = tf.while_loop(lambda t, *_: t < last, step, (t, buffer, cache_k, cache_v, finished),
+        _, buffer, *_ = tf.while_loop(lambda t, *_: t < last, step, (t, buffer, caches, finished),
                                       maximum_iterations=length - 1)
         return buffer
 
