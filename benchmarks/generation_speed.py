@@ -117,6 +117,7 @@ def serve_and_load(engine, new_tokens: int, clients_list=(1, 4, 8), requests_per
         rows.append({"clients": clients, "p50_s": statistics.median(latencies),
                      "p95_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
                      "requests_per_s": len(latencies) / elapsed})
+    time.sleep(0.5)  # let waitress finish closing the last connections before its sockets go
     server.close()
     return rows
 

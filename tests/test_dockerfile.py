@@ -11,11 +11,12 @@ import pytest
 from conftest import REPO
 
 DOCKERFILE = (REPO / "Dockerfile").read_text(encoding="utf-8")
+HADOLINT = shutil.which("hadolint", path=os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]))
 
 
-@pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint (requirements-dev.txt) is not installed")
+@pytest.mark.skipif(HADOLINT is None, reason="hadolint (requirements-dev.txt) is not installed")
 def test_hadolint_finds_nothing():
-    result = subprocess.run(["hadolint", str(REPO / "Dockerfile")], capture_output=True, text=True)
+    result = subprocess.run([HADOLINT, str(REPO / "Dockerfile")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
