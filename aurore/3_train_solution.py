@@ -19,7 +19,7 @@ import tensorflow as tf
 from datasets import DatasetDict, load_from_disk
 from transformers import TFAutoModelForCausalLM, create_optimizer
 
-from aurore import hub, training
+from aurore import hub, plots, training
 from aurore.config import Config, parse_args
 from aurore.errors import AuroreError, MissingStepOutput, friendly_errors
 
@@ -168,7 +168,7 @@ def save_final(model, tokenizer, config: Config, metrics: dict) -> Path:
              ("epochs", "max_steps", "batch_size", "block_size", "learning_rate", "warmup_ratio", "weight_decay", "seed")}
     (staging / "README.md").write_text(training.model_card(config.base_model, hyper, metrics), encoding="utf-8")
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
-    training.plot_losses(metrics["steps"], metrics["epochs"], staging / "loss.png")
+    plots.plot_losses(metrics["steps"], metrics["epochs"], staging / "loss.png")
     previous = training.replace_folder(staging, config.finetuned_dir)
     print(f"Final model saved to {config.finetuned_dir}" + (f" (the previous one is in {previous})" if previous else ""))
     print("Next: python aurore/4_generate_solution.py")

@@ -234,6 +234,63 @@ def _check_write(module: ModuleType, tmp: Path) -> None:
     assert all(len(v) == 2 and all(t.startswith(p) for t in v) for p, v in texts.items()), "num_return_sequences textes"
 
 
+# -- step 6 ---------------------------------------------------------------------------------------------------
+
+
+def _check_mask(module: ModuleType, tmp: Path) -> None:
+    import numpy as np
+
+    mask = np.asarray(module.causal_attention_mask(4)).astype(bool)
+    assert mask.shape == (4, 4), f"forme attendue (4, 4), obtenue {mask.shape}"
+    assert (mask == np.tril(np.ones((4, 4), dtype=bool))).all(), "vrai pour j <= i (sur et sous la diagonale)"
+
+
+def _mini_config() -> Config:
+    return Config(mini_seq_len=8, mini_embed_dim=16, mini_heads=2, mini_ff_dim=32, mini_layers=1,
+                  mini_dropout=0.0, mini_learning_rate=1e-2)
+
+
+def _check_block(module: ModuleType, tmp: Path) -> None:
+    import numpy as np
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(0)
+    block = module.TransformerBlock(16, 2, 32, 0.0)
+    x = np.random.default_rng(0).normal(size=(2, 6, 16)).astype("float32")
+    out = block(x).numpy()
+    assert out.shape == (2, 6, 16), "le bloc garde la forme [batch, positions, embed_dim]"
+    changed = x.copy()
+    changed[:, 4:] += 1.0
+    assert np.allclose(block(changed).numpy()[:, :4], out[:, :4], atol=1e-5), (
+        "une position ne doit pas voir le futur : passez attention_mask=causal_attention_mask(...)")
+
+
+def _check_create_model(module: ModuleType, tmp: Path) -> None:
+    import numpy as np
+
+    model = module.create_model(30, _mini_config())
+    ids = np.random.default_rng(0).integers(0, 30, size=(16, 8)).astype("int32")
+    assert model(ids).shape == (16, 8, 30), "sortie attendue [batch, positions, vocab_size]"
+    assert model.optimizer is not None, "compilez le modèle (optimiseur Adam, perte from_logits=True)"
+    first = model.evaluate(ids[:, :-1], ids[:, 1:], verbose=0)
+    model.fit(ids[:, :-1], ids[:, 1:], epochs=10, verbose=0)
+    assert model.evaluate(ids[:, :-1], ids[:, 1:], verbose=0) < first, "la perte doit baisser à l'entraînement"
+
+
+def _check_sampling(module: ModuleType, tmp: Path) -> None:
+    import numpy as np
+
+    logits = np.array([2.0, 1.0, 0.5, 3.0, -1.0, 0.0])
+    rng = np.random.default_rng(0)
+    assert module.sample_next(logits, rng, temperature=0) == 3, "température 0 : le plus grand logit"
+    drawn = {module.sample_next(logits, rng, top_k=2) for _ in range(200)}
+    assert drawn == {0, 3}, f"top_k=2 : seuls les deux meilleurs (0 et 3), obtenus {sorted(drawn)}"
+    drawn = {module.sample_next(logits, rng, top_p=0.7) for _ in range(200)}
+    assert drawn == {0, 3}, f"top_p=0.7 : 3 (p≈0.60) puis 0, qui fait franchir 0.7, obtenus {sorted(drawn)}"
+    drawn = [module.sample_next(logits, rng, temperature=100.0) for _ in range(600)]
+    assert len(set(drawn)) == 6, "une température très haute rend tous les jetons possibles"
+
+
 CHECKS: dict[int, list[Check]] = {
     1: [
         Check("1.1", "appelez gutenberg.download_book pour chaque identifiant", _check_download),
@@ -256,6 +313,13 @@ CHECKS: dict[int, list[Check]] = {
     4: [
         Check("4.1", "generation.choose_model(config) puis generation.load_generator", _check_load_generator),
         Check("4.2", "generation.generate(generator, prompt, sampling) pour chaque prompt", _check_write),
+    ],
+    6: [
+        Check("6.1", "tf.range(length)[:, None] >= tf.range(length)[None, :]", _check_mask),
+        Check("6.2", "attention avec attention_mask, puis résidu + normalisation, deux fois", _check_block),
+        Check("6.3", "Input -> TokenAndPositionEmbedding -> TransformerBlock x N -> Dense, puis compile",
+              _check_create_model),
+        Check("6.4", "argmax si température 0 ; sinon /température, top-k, top-p, puis rng.choice", _check_sampling),
     ],
 }
 

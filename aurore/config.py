@@ -61,6 +61,20 @@ class Config:
     top_k: int = field(default=50, metadata={"help": "sample among the k likeliest tokens (0 = off)"})
     top_p: float = field(default=0.95, metadata={"help": "sample within this probability mass (1.0 = off)"})
 
+    # -- step 6: a miniature GPT from scratch -----------------------------------------------------------------
+    mini_tokens: str = field(default="char", metadata={"help": "char or word tokens for the from-scratch model"})
+    mini_vocab_size: int = field(default=10_000, metadata={"help": "word vocabulary size ([UNK] for the rest)"})
+    mini_seq_len: int = field(default=128, metadata={"help": "tokens the from-scratch model sees at once"})
+    mini_embed_dim: int = field(default=128, metadata={"help": "embedding width"})
+    mini_heads: int = field(default=4, metadata={"help": "attention heads per block"})
+    mini_layers: int = field(default=2, metadata={"help": "transformer blocks"})
+    mini_ff_dim: int = field(default=256, metadata={"help": "feed-forward width"})
+    mini_dropout: float = field(default=0.1, metadata={"help": "dropout rate"})
+    mini_epochs: int = field(default=5, metadata={"help": "training epochs"})
+    mini_batch_size: int = field(default=64, metadata={"help": "windows per step"})
+    mini_learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    mini_steps_per_epoch: int = field(default=200, metadata={"help": "steps per epoch (0 = whole corpus)"})
+
     # -- derived paths: one definition each -----------------------------------------------------
     @property
     def data_dir(self) -> Path:
@@ -108,6 +122,11 @@ class Config:
     def standin_dir(self) -> Path:
         """The small offline stand-in base model (`python -m aurore build-standin`)."""
         return self.models_dir / "standin"
+
+    @property
+    def mini_gpt_dir(self) -> Path:
+        """Step 6 output: the from-scratch model (model.keras, vocabulary.json, serving/, loss.png)."""
+        return self.models_dir / "mini-gpt"
 
     @property
     def converted_models_dir(self) -> Path:

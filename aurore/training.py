@@ -91,29 +91,6 @@ def perplexity(model, dataset) -> float:
     return math.exp(loss if not isinstance(loss, list) else loss[0])
 
 
-def plot_losses(steps: list[dict], epochs: list[dict], path: Path) -> Path:
-    """Training loss per step and validation loss per epoch, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no screen needed
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(8, 4.5))
-    axis.plot([s["step"] for s in steps], [s["loss"] for s in steps], label="train (per step)", alpha=0.7)
-    validation = [e for e in epochs if e.get("val_loss") is not None]
-    if validation:
-        axis.plot([e["step"] for e in validation], [e["val_loss"] for e in validation], "o-",
-                  label="validation, La Mare au diable (per epoch)")
-    axis.set_xlabel("step")
-    axis.set_ylabel("cross-entropy loss")
-    axis.legend()
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
-
-
 def model_card(base_model: str, hyper_parameters: dict, results: dict) -> str:
     rows = "\n".join(f"| {k} | {v} |" for k, v in hyper_parameters.items())
     return f"""---

@@ -1,0 +1,251 @@
+"""Plumbing for step 6, the miniature GPT built from scratch: texts, vocabularies, training windows,
+bits per character, the TextGenerator callback, saving, and an engine the web app can serve.
+
+The model itself (layers, causal mask, sampling) is the lesson and lives in `aurore/6_mini_gpt_solution.py`.
+Step 6 saves it twice: `model.keras` (Keras' format, reloaded with the script's layer classes) and `serving/`
+(a TensorFlow SavedModel, which needs no Python class to load), so the web app can serve it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import random
+import re
+import string
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from aurore.config import Config
+from aurore.errors import AuroreError, MissingStepOutput
+
+UNKNOWN_CHAR = "\ufffd"  # stands for characters the training text never showed
+
+
+# -- texts -------------------------------------------------------------------------------------------------------
+
+
+def load_texts(config: Config, text_file: str | None = None, text_folder: str | None = None,
+               validation_share: float = 0.1) -> tuple[list[str], list[str]]:
+    """(training documents, validation documents).
+
+    Default: step 1's George Sand books, validated on La Mare au diable. `text_file`: one text, its last 10% held
+    out. `text_folder`: every .txt below it is a document (e.g. aclImdb/train with pos/ and neg/), 10% held out.
+    """
+    if text_file:
+        text = Path(text_file).read_text(encoding="utf-8")
+        cut = int(len(text) * (1 - validation_share))
+        return [text[:cut]], [text[cut:]]
+    if text_folder:
+        files = sorted(Path(text_folder).rglob("*.txt"))
+        if len(files) < 2:
+            raise AuroreError(f"{text_folder} holds fewer than two .txt files.", "Give a folder of .txt documents.")
+        random.Random(config.seed).shuffle(files)
+        held = max(1, int(len(files) * validation_share))
+        read = [f.read_text(encoding="utf-8", errors="replace") for f in files]
+        return read[held:], read[:held]
+    from datasets import load_from_disk
+
+    if not (config.dataset_dir / "dataset_dict.json").is_file():
+        raise MissingStepOutput("The sentence dataset", config.dataset_dir, 1)
+    dataset = load_from_disk(str(config.dataset_dir))
+
+    def books(split) -> list[str]:
+        by_book: dict[int, list[str]] = {}
+        for text, book in zip(split["text"], split["book_id"]):
+            by_book.setdefault(book, []).append(text)
+        return [" ".join(sentences) for sentences in by_book.values()]
+
+    return books(dataset["train"]), books(dataset["test"])
+
+
+# -- vocabularies ------------------------------------------------------------------------------------------------
+
+
+class CharVocabulary:
+    """Every character of the training text is a token; index 0 stands for unseen characters."""
+
+    kind = "char"
+
+    def __init__(self, tokens: list[str]):
+        self.tokens = tokens
+        self.index = {token: i for i, token in enumerate(tokens)}
+
+    @classmethod
+    def from_texts(cls, texts: list[str], vocab_size: int = 0) -> "CharVocabulary":
+        return cls([UNKNOWN_CHAR] + sorted(set("".join(texts)) - {UNKNOWN_CHAR}))
+
+    def encode(self, text: str) -> list[int]:
+        return [self.index.get(char, 0) for char in text]
+
+    def decode(self, ids) -> str:
+        return "".join(self.tokens[i] for i in ids)
+
+
+_PUNCTUATION = re.escape(string.punctuation + "«»…—’")
+
+
+def standardize_words(text: tf.Tensor) -> tf.Tensor:
+    """Lower case, and punctuation as separate words: « Viens ! » -> « viens ! »."""
+    return tf.strings.regex_replace(tf.strings.lower(text), f"([{_PUNCTUATION}])", r" \1 ")
+
+
+class WordVocabulary:
+    """Keras' TextVectorization: the `vocab_size` most frequent words; "" (0) pads, "[UNK]" (1) is the rest."""
+
+    kind = "word"
+
+    def __init__(self, tokens: list[str]):
+        self.tokens = tokens
+        self.layer = tf.keras.layers.TextVectorization(vocabulary=tokens[2:], standardize=standardize_words,
+                                                       split="whitespace", ragged=True)
+
+    @classmethod
+    def from_texts(cls, texts: list[str], vocab_size: int = 10_000) -> "WordVocabulary":
+        layer = tf.keras.layers.TextVectorization(max_tokens=vocab_size, standardize=standardize_words,
+                                                  split="whitespace")
+        layer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(64))
+        return cls([str(token) for token in layer.get_vocabulary()])
+
+    def encode(self, text: str) -> list[int]:
+        return self.layer(tf.constant([text]))[0].numpy().tolist()
+
+    def decode(self, ids) -> str:
+        words = " ".join(self.tokens[i] for i in ids if i != 0)
+        return re.sub(r" ([.,;:!?)»…])", r"\1", words)
+
+
+VOCABULARIES = {"char": CharVocabulary, "word": WordVocabulary}
+
+
+def build_vocabulary(kind: str, texts: list[str], vocab_size: int):
+    if kind not in VOCABULARIES:
+        raise AuroreError(f"Unknown token kind {kind!r}.", "Use --mini-tokens char or --mini-tokens word.")
+    return VOCABULARIES[kind].from_texts(texts, vocab_size)
+
+
+def encode_all(vocabulary, texts: list[str]) -> np.ndarray:
+    """One stream of token ids for a list of documents (a blank line between documents)."""
+    return np.array(vocabulary.encode("\n\n".join(texts)), dtype=np.int32)
+
+
+# -- training windows --------------------------------------------------------------------------------------------
+
+
+def windows(ids: np.ndarray, seq_len: int, batch_size: int, shuffle: bool, seed: int = 0) -> tf.data.Dataset:
+    """(input, target) pairs: `seq_len` tokens, and the same shifted by one (the next token at each position)."""
+    if len(ids) < seq_len + 2:
+        raise AuroreError(f"The text has only {len(ids)} tokens, fewer than a window of {seq_len + 1}.",
+                          "Use a longer text or a smaller --mini-seq-len.")
+    starts = np.arange(0, len(ids) - seq_len - 1, seq_len if not shuffle else max(1, seq_len // 2))
+    data = tf.data.Dataset.from_tensor_slices(starts)
+    if shuffle:
+        data = data.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
+    stream = tf.constant(ids)
+    data = data.map(lambda s: (stream[s : s + seq_len], stream[s + 1 : s + seq_len + 1]))
+    return data.batch(batch_size, drop_remainder=shuffle).prefetch(tf.data.AUTOTUNE)
+
+
+def bits_per_character(model, ids: np.ndarray, characters: int, seq_len: int, batch_size: int = 64) -> float:
+    """Validation cross-entropy in bits per character of text, comparable between word and char tokens."""
+    data = windows(ids, seq_len, batch_size, shuffle=False)
+    loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
+    total_nats, tokens = 0.0, 0
+    for x, y in data:
+        total_nats += float(loss(y, model(x, training=False)))
+        tokens += int(tf.size(y))
+    covered = characters * tokens / len(ids)  # the characters those tokens spell
+    return total_nats / math.log(2) / covered
+
+
+# -- watching it learn -------------------------------------------------------------------------------------------
+
+
+class TextGenerator(tf.keras.callbacks.Callback):
+    """Every `every` epochs, continue `prompt` one sampled token at a time and print the text."""
+
+    def __init__(self, prompt: str, vocabulary, sample: Callable[[np.ndarray, np.random.Generator], int],
+                 seq_len: int, max_tokens: int = 60, every: int = 1, seed: int = 0):
+        super().__init__()
+        self.prompt, self.vocabulary, self.sample = prompt, vocabulary, sample
+        self.seq_len, self.max_tokens, self.every, self.seed = seq_len, max_tokens, every, seed
+        self.texts: list[str] = []
+
+    def generate(self) -> str:
+        rng = np.random.default_rng(self.seed)
+        ids = self.vocabulary.encode(self.prompt) or [0]
+        for _ in range(self.max_tokens):
+            logits = self.model(np.array([ids[-self.seq_len :]], dtype=np.int32), training=False)[0, -1]
+            ids.append(int(self.sample(np.asarray(logits, dtype=np.float64), rng)))
+        return self.vocabulary.decode(ids)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            text = self.generate()
+            self.texts.append(text)
+            print(f"\n[epoch {epoch + 1}] {text}\n")
+
+
+# -- saving and serving ------------------------------------------------------------------------------------------
+
+
+def save(model, vocabulary, folder: Path, metrics: dict) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "model.keras")
+    with contextlib.redirect_stdout(io.StringIO()):  # export() prints every captured variable
+        model.export(str(folder / "serving"))
+    info = {"kind": vocabulary.kind, "tokens": vocabulary.tokens, "seq_len": metrics["seq_len"]}
+    (folder / "vocabulary.json").write_text(json.dumps(info, ensure_ascii=False), encoding="utf-8")
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    return folder
+
+
+def load_vocabulary(folder: Path):
+    info = json.loads((Path(folder) / "vocabulary.json").read_text(encoding="utf-8"))
+    return VOCABULARIES[info["kind"]](info["tokens"]), info["seq_len"]
+
+
+def exists(config: Config) -> bool:
+    return (config.mini_gpt_dir / "serving" / "saved_model.pb").is_file()
+
+
+class MiniGPTEngine:
+    """Serves the exported model to the web app, with the same sampling rules as the GPT-2 engines."""
+
+    name = "mini-gpt"
+    context_size = 10**6  # the window slides: any prompt length works
+
+    def __init__(self, folder: Path):
+        self.vocabulary, self.seq_len = load_vocabulary(folder)
+        self.model = tf.saved_model.load(str(Path(folder) / "serving"))
+
+    def count_tokens(self, prompt: str) -> int:
+        return len(self.vocabulary.encode(prompt))
+
+    def generate_batch(self, prompts: list[str], sampling) -> list[list[str]]:
+        from aurore.fastgen import warp_logits
+
+        results = []
+        for prompt in prompts:
+            texts = []
+            copies = sampling.num_return_sequences if sampling.do_sample else 1
+            for copy in range(copies):
+                ids = self.vocabulary.encode(prompt) or [0]
+                for step in range(sampling.max_new_tokens):
+                    logits = self.model.serve(tf.constant([ids[-self.seq_len :]], tf.int32))[:, -1]
+                    if sampling.do_sample:
+                        warped = warp_logits(logits, tf.constant(sampling.temperature), tf.constant(sampling.top_k),
+                                             tf.constant(sampling.top_p))
+                        seed = tf.constant([sampling.seed, copy * 100_003 + step])
+                        ids.append(int(tf.random.stateless_categorical(warped, 1, seed=seed)[0, 0]))
+                    else:
+                        ids.append(int(tf.argmax(logits[0])))
+                texts.append(self.vocabulary.decode(ids))
+            results.append(texts)
+        return results

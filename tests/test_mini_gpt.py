@@ -1,0 +1,122 @@
+"""Step 6: the miniature GPT from scratch."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from transformers.generation.tf_logits_process import (
+    TFTemperatureLogitsWarper,
+    TFTopKLogitsWarper,
+    TFTopPLogitsWarper,
+)
+
+from aurore import generation, minigpt
+from aurore.config import Config
+from conftest import script
+
+step6 = script("6_mini_gpt_solution")
+
+TINY = dict(mini_seq_len=16, mini_embed_dim=32, mini_heads=2, mini_ff_dim=64, mini_layers=1, mini_dropout=0.0,
+            mini_batch_size=16, mini_learning_rate=3e-3)
+TEXT = ("Le vent soufflait sur la lande et la rivière chantait sous les saules. " * 40
+        + "Germain laboura le champ, puis il rentra chez lui le soir. " * 40)
+
+
+def tiny_args(workdir, *extra):
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    return ["--workdir", str(workdir), *flags, "--mini-steps-per-epoch", "20", *extra]
+
+
+def test_changing_a_later_token_never_changes_earlier_logits():
+    tf.keras.utils.set_random_seed(1)
+    model = step6.create_model(50, Config(**TINY))
+    ids = np.random.default_rng(0).integers(0, 50, size=(3, 12)).astype("int32")
+    changed = ids.copy()
+    changed[:, 7:] = (changed[:, 7:] + 1) % 50
+    np.testing.assert_allclose(model(changed).numpy()[:, :7], model(ids).numpy()[:, :7], atol=1e-5)
+    assert not np.allclose(model(changed).numpy()[:, 7:], model(ids).numpy()[:, 7:])
+
+
+@pytest.mark.parametrize("tokens", ["char", "word"])
+def test_training_on_a_small_text_lowers_the_loss_saves_and_reloads(tmp_path, capsys, tokens):
+    text_file = tmp_path / "corpus.txt"
+    text_file.write_text(TEXT, encoding="utf-8")
+    metrics = step6.main(tiny_args(tmp_path, "--text-file", str(text_file), "--mini-tokens", tokens,
+                                   "--mini-epochs", "3", "--prompt", "Le vent"))
+    losses = [e["loss"] for e in metrics["epochs"]]
+    assert losses[-1] < losses[0] and all("val_loss" in e for e in metrics["epochs"])
+    assert 0 < metrics["bits_per_character"] < 8
+    out = capsys.readouterr().out
+    assert "[epoch 1] " in out and len(metrics["samples"]) == 3  # the TextGenerator callback printed text
+    folder = Config(workdir=tmp_path).mini_gpt_dir
+    for name in ("model.keras", "vocabulary.json", "metrics.json", "loss.png", "serving/saved_model.pb"):
+        assert (folder / name).exists(), name
+    assert json.loads((folder / "vocabulary.json").read_text())["kind"] == tokens
+
+    vocabulary, seq_len = minigpt.load_vocabulary(folder)
+    ids = np.array([vocabulary.encode("Le vent soufflait sur la")[-seq_len:]], dtype="int32")
+    reloaded = tf.keras.models.load_model(folder / "model.keras")
+    served = tf.saved_model.load(str(folder / "serving"))
+    np.testing.assert_allclose(reloaded(ids).numpy(), served.serve(tf.constant(ids)).numpy(), atol=1e-5)
+
+
+def test_the_george_sand_books_by_default_with_validation_on_the_held_out_book(standin):
+    train, validation = minigpt.load_texts(standin)
+    assert len(train) == 4 and len(validation) == 1
+    assert validation[0].startswith("Quand j’ai commencé, par la Mare au Diable")
+
+
+def test_a_folder_of_text_files_is_one_document_per_file(tmp_path):
+    for label in ("pos", "neg"):
+        (tmp_path / "aclImdb" / "train" / label).mkdir(parents=True)
+        for i in range(10):
+            (tmp_path / "aclImdb" / "train" / label / f"{i}_7.txt").write_text(f"{label} review {i}.", "utf-8")
+    train, validation = minigpt.load_texts(Config(), text_folder=str(tmp_path / "aclImdb" / "train"))
+    assert len(train) == 18 and len(validation) == 2
+    assert sorted(train + validation) == sorted(f"{lab} review {i}." for lab in ("pos", "neg") for i in range(10))
+
+
+def test_vocabularies_round_trip():
+    chars = minigpt.CharVocabulary.from_texts(["abc déjà"])
+    assert chars.decode(chars.encode("déjà")) == "déjà" and chars.encode("z") == [0]
+    words = minigpt.WordVocabulary.from_texts(["Le chat dort. Le chien court !"], vocab_size=20)
+    assert words.tokens[:2] == ["", "[UNK]"]
+    assert words.decode(words.encode("Le chien dort.")) == "le chien dort."
+    assert words.encode("le zèbre")[1] == 1  # unknown word -> [UNK]
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p", [(1.0, 5, 1.0), (0.7, 0, 0.8), (1.5, 20, 0.9), (1.0, 1, 1.0)])
+def test_hand_written_sampling_keeps_exactly_the_tokens_transformers_keeps(temperature, top_k, top_p):
+    logits = np.random.default_rng(top_k).normal(size=40) * 2
+    expected = tf.constant(logits[None], tf.float32)
+    if temperature != 1.0:
+        expected = TFTemperatureLogitsWarper(temperature)(None, expected, 0)
+    if top_k:
+        expected = TFTopKLogitsWarper(top_k)(None, expected, 0)
+    if top_p < 1.0:
+        expected = TFTopPLogitsWarper(top_p)(None, expected, 0)
+    allowed = set(np.flatnonzero(np.isfinite(expected.numpy()[0])))
+    rng = np.random.default_rng(0)
+    drawn = {step6.sample_next(logits, rng, temperature, top_k, top_p) for _ in range(3000)}
+    assert drawn <= allowed
+    probabilities = tf.nn.softmax(expected).numpy()[0]
+    assert drawn >= {i for i in allowed if probabilities[i] > 0.01}  # every likely-enough allowed token shows up
+
+
+def test_greedy_is_the_argmax():
+    logits = np.random.default_rng(3).normal(size=30)
+    assert step6.sample_next(logits, np.random.default_rng(0), temperature=0) == int(np.argmax(logits))
+
+
+def test_the_web_engine_serves_the_exported_model(tmp_path):
+    text_file = tmp_path / "corpus.txt"
+    text_file.write_text(TEXT, encoding="utf-8")
+    step6.main(tiny_args(tmp_path, "--text-file", str(text_file), "--mini-epochs", "1"))
+    config = Config(workdir=tmp_path)
+    assert minigpt.exists(config)
+    engine = minigpt.MiniGPTEngine(config.mini_gpt_dir)
+    sampling = generation.Sampling(max_new_tokens=10, num_return_sequences=2, seed=4)
+    texts = engine.generate_batch(["Le vent", "Germain"], sampling)
+    assert [len(t) for t in texts] == [2, 2] and texts[0][0].startswith("Le vent") and texts[1][0].startswith("Germain")
+    assert texts == engine.generate_batch(["Le vent", "Germain"], sampling)  # the seed makes it repeatable
