@@ -15,7 +15,7 @@ import aurore  # noqa: F401  first: sets TF_USE_LEGACY_KERAS=1 before TensorFlow
 import argparse
 import time
 
-from aurore import fastgen, generation, web
+from aurore import fastgen, generation, minigpt, web
 from aurore.config import parse_args
 from aurore.errors import friendly_errors
 from aurore.serving import GenerationService
@@ -47,7 +47,12 @@ def build_app(config, flags):
     else:
         engine = generation.PipelineEngine(generator)
     service = GenerationService(engine, timeout=flags.timeout)
-    return web.create_app(service, web.ModelInfo(name=name, finetuned=finetuned))
+    alternatives = {}
+    if minigpt.exists(config):  # step 6's model, offered as a second choice
+        mini = GenerationService(minigpt.MiniGPTEngine(config.mini_gpt_dir), timeout=flags.timeout)
+        alternatives["mini-gpt"] = (mini, web.ModelInfo(str(config.mini_gpt_dir), False, from_scratch=True))
+        print(f"Also serving the from-scratch model of step 6: {config.mini_gpt_dir}")
+    return web.create_app(service, web.ModelInfo(name=name, finetuned=finetuned), alternatives)
 
 
 @friendly_errors

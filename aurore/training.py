@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -196,3 +197,28 @@ def push_to_hub(folder: Path, repo_id: str) -> str:
     except Exception as error:  # authentication, permissions, network: one message
         raise AuroreError(f"Pushing to {repo_id} failed: {str(error).splitlines()[0]}",
                           "Set HF_TOKEN to a token with write access, or run `huggingface-cli login`.") from None
+
+
+class TimeBudget(tf.keras.callbacks.Callback):
+    """Stop training once `seconds` have passed (checked after every step); `stopped_at` records the step."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds, self.started, self.stopped_at = seconds, None, None
+
+    def on_train_begin(self, logs=None):
+        self.started = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.monotonic() - self.started >= self.seconds:
+            self.model.stop_training = True
+            self.stopped_at = int(self.model.optimizer.iterations.numpy())
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '5m', '1h30m' -> seconds."""
+    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text or "")
+    if not text or not parts or not any(parts.groups()):
+        raise ValueError(f"not a duration: {text!r} (examples: 300, 90s, 5m, 1h30m)")
+    hours, minutes, seconds = (float(p) if p else 0.0 for p in parts.groups())
+    return hours * 3600 + minutes * 60 + seconds

@@ -35,10 +35,16 @@ class BadInput(ValueError):
 class ModelInfo:
     name: str
     finetuned: bool
+    from_scratch: bool = False
 
     @property
     def label(self) -> str:
-        kind = "GPT-2 affiné sur George Sand" if self.finetuned else "modèle de base, non affiné (lancez l'étape 3)"
+        if self.from_scratch:
+            kind = "mini-GPT construit de zéro (étape 6)"
+        elif self.finetuned:
+            kind = "GPT-2 affiné sur George Sand"
+        else:
+            kind = "modèle de base, non affiné (lancez l'étape 3)"
         return f"{kind} — {self.name}"
 
 
@@ -71,15 +77,25 @@ def parse_request(values, engine) -> tuple[str, Sampling]:
                             num_return_sequences=settings["num_texts"], seed=settings["seed"])
 
 
-def create_app(service: GenerationService, model: ModelInfo) -> Flask:
+def create_app(service: GenerationService, model: ModelInfo,
+               alternatives: dict[str, tuple[GenerationService, ModelInfo]] | None = None) -> Flask:
+    """The app for one model, plus optional others the form offers (e.g. {"mini-gpt": (service, info)})."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.json.ensure_ascii = False
+    models = {"gpt2": (service, model), **(alternatives or {})}
     defaults = {name: spec[3] for name, spec in FIELDS.items()}
 
+    def chosen(values) -> tuple[GenerationService, ModelInfo]:
+        key = str(values.get("model") or "gpt2")
+        if key not in models:
+            raise BadInput(f"Modèle inconnu « {key} » : choisissez parmi {', '.join(models)}.")
+        return models[key]
+
     def page(status: int = 200, **context):
-        form = {**defaults, "prompt": "", **context.pop("form", {})}
-        return render_template("generate.html", model=model, form=form, limits=FIELDS,
+        form = {**defaults, "prompt": "", "model": "gpt2", **context.pop("form", {})}
+        current = models.get(form["model"], models["gpt2"])[1]
+        return render_template("generate.html", model=current, models=models, form=form, limits=FIELDS,
                                max_prompt=MAX_PROMPT_CHARS, **context), status
 
     @app.get("/")
@@ -94,8 +110,9 @@ def create_app(service: GenerationService, model: ModelInfo) -> Flask:
     def generate_page():
         values = request.form.to_dict()
         try:
-            prompt, sampling = parse_request(values, service.engine)
-            texts = service.generate(prompt, sampling)
+            worker, _ = chosen(values)
+            prompt, sampling = parse_request(values, worker.engine)
+            texts = worker.generate(prompt, sampling)
         except BadInput as error:
             return page(400, form=values, error=str(error))
         except ServiceBusy:
@@ -108,18 +125,19 @@ def create_app(service: GenerationService, model: ModelInfo) -> Flask:
         if not isinstance(values, dict):
             return jsonify(error="Envoyez un objet JSON, par exemple {\"prompt\": \"Le soir\"}."), 400
         try:
-            prompt, sampling = parse_request(values, service.engine)
-            texts = service.generate(prompt, sampling)
+            worker, info = chosen(values)
+            prompt, sampling = parse_request(values, worker.engine)
+            texts = worker.generate(prompt, sampling)
         except BadInput as error:
             return jsonify(error=str(error)), 400
         except ServiceBusy:
             return jsonify(error="Le serveur est très occupé : réessayez dans un moment."), 503
-        return jsonify(prompt=prompt, texts=texts, model=model.name, finetuned=model.finetuned)
+        return jsonify(prompt=prompt, texts=texts, model=info.name, finetuned=info.finetuned)
 
     @app.get("/healthz")
     def healthz():
         return jsonify(status="ok", model=model.name, finetuned=model.finetuned, engine=service.engine.name,
-                       queued=service.queued)
+                       queued=service.queued, models=sorted(models))
 
     @app.errorhandler(413)
     def too_large(_error):

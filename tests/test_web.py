@@ -36,7 +36,8 @@ def test_home_form_and_health(client):
     assert form.status_code == 200 and 'name="prompt"' in form.text and "GPT-2 affiné sur George Sand" in form.text
     health = client.get("/healthz").get_json()
     assert health == {"status": "ok", "model": "models/gpt2-george-sand", "finetuned": True, "engine": "eager",
-                      "queued": 0}
+                      "queued": 0, "models": ["gpt2"]}
+    assert 'name="model"' not in form.text  # one model: no choice to offer
 
 
 def test_the_page_says_when_the_model_is_not_fine_tuned(service):
@@ -143,3 +144,29 @@ def test_server_defaults_are_safe():
     assert flags.host == "0.0.0.0"
     source = (web.__file__)
     assert "debug=True" not in open(source).read() and "app.run(" not in open(step5.__file__).read()
+
+
+def test_the_from_scratch_model_is_offered_as_a_second_choice(service, tmp_path):
+    from aurore import minigpt
+
+    step6 = script("6_mini_gpt_solution")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("La rivière chantait sous les saules, et Germain rentrait le soir. " * 60, encoding="utf-8")
+    step6.main(["--workdir", str(tmp_path), "--text-file", str(corpus), "--mini-seq-len", "16", "--mini-embed-dim",
+                "16", "--mini-heads", "2", "--mini-ff-dim", "32", "--mini-layers", "1", "--mini-epochs", "1",
+                "--mini-steps-per-epoch", "5", "--mini-batch-size", "8"])
+    folder = Config(workdir=tmp_path).mini_gpt_dir
+    mini = GenerationService(minigpt.MiniGPTEngine(folder), timeout=30)
+    app = web.create_app(service, web.ModelInfo("models/gpt2-george-sand", True),
+                         {"mini-gpt": (mini, web.ModelInfo(str(folder), False, from_scratch=True))})
+    client = app.test_client()
+    form = client.get("/generate").text
+    assert '<option value="gpt2" selected>' in form and '<option value="mini-gpt">' in form
+    page = client.post("/generate", data={"prompt": "La rivière", "max_new_tokens": "8", "model": "mini-gpt"})
+    assert page.status_code == 200 and '<option value="mini-gpt" selected>' in page.text
+    assert "mini-GPT construit de zéro" in page.text and page.text.count('<article class="text">La rivière') == 2
+    api = client.post("/api/generate", json={"prompt": "Germain", "max_new_tokens": 5, "model": "mini-gpt"})
+    assert api.status_code == 200 and api.get_json()["model"] == str(folder)
+    unknown = client.post("/api/generate", json={"prompt": "Germain", "model": "gpt5"})
+    assert unknown.status_code == 400 and "Modèle inconnu" in unknown.get_json()["error"]
+    assert client.get("/healthz").get_json()["models"] == ["gpt2", "mini-gpt"]
