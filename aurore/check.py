@@ -6,7 +6,9 @@ French); the exit status is non-zero when any exercise fails.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import sys
 import tempfile
 import traceback
 from dataclasses import dataclass
@@ -250,10 +252,19 @@ def _mini_config() -> Config:
                   mini_dropout=0.0, mini_learning_rate=1e-2)
 
 
+def _with_solution_parts(module: ModuleType, *names: str) -> None:
+    """Exercises build on each other: give the participant's module the solution's version of earlier parts,
+    so that each exercise is graded on its own."""
+    solution = load_script(script_for(6, solution=True))
+    for name in names:
+        setattr(module, name, getattr(solution, name))
+
+
 def _check_block(module: ModuleType, tmp: Path) -> None:
     import numpy as np
     import tensorflow as tf
 
+    _with_solution_parts(module, "causal_attention_mask")
     tf.keras.utils.set_random_seed(0)
     block = module.TransformerBlock(16, 2, 32, 0.0)
     x = np.random.default_rng(0).normal(size=(2, 6, 16)).astype("float32")
@@ -267,6 +278,8 @@ def _check_block(module: ModuleType, tmp: Path) -> None:
 
 def _check_create_model(module: ModuleType, tmp: Path) -> None:
     import numpy as np
+
+    _with_solution_parts(module, "causal_attention_mask", "TransformerBlock", "TokenAndPositionEmbedding")
 
     model = module.create_model(30, _mini_config())
     ids = np.random.default_rng(0).integers(0, 30, size=(16, 8)).astype("int32")
@@ -331,10 +344,31 @@ def script_for(step: int, solution: bool = False) -> Path:
     raise AuroreError(f"There is no step {step}.", f"Steps with checks: {sorted(CHECKS)}.")
 
 
+@contextlib.contextmanager
+def _keras_registry_unchanged():
+    """Loading a script registers its Keras layer classes by name ("aurore>TransformerBlock"); an unfinished
+    exercise must not replace the classes that later `load_model` calls resolve."""
+    def registry():
+        return sys.modules["tf_keras"].utils.get_custom_objects() if "tf_keras" in sys.modules else None
+
+    before = dict(registry() or {})
+    try:
+        yield
+    finally:
+        if registry() is not None:
+            registry().clear()
+            registry().update(before)
+
+
 def grade(path: Path, step: int) -> dict[str, bool]:
     """Run every check of `step` against the script at `path`; print one line each; return {number: passed}."""
     if step not in CHECKS:
         raise AuroreError(f"Step {step} has no checks yet.", f"Steps with checks: {sorted(CHECKS)}.")
+    with _keras_registry_unchanged():
+        return _grade(path, step)
+
+
+def _grade(path: Path, step: int) -> dict[str, bool]:
     try:
         module = load_script(path)
     except Exception as error:  # a syntax error in the participant's file must still give a clear answer
