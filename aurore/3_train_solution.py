@@ -20,7 +20,7 @@ from datasets import DatasetDict, load_from_disk
 from transformers import TFAutoModelForCausalLM, create_optimizer
 
 from aurore import hub, plots, training
-from aurore.config import Config, parse_args
+from aurore.config import PROFILES, Config, parse_args
 from aurore.errors import AuroreError, MissingStepOutput, friendly_errors
 
 
@@ -108,10 +108,19 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"Mixed precision: {training.use_mixed_precision()}")  # before the model is built, or it is ignored
     strategy = training.make_strategy(flags.strategy)
     print(f"Training on {strategy.num_replicas_in_sync} device(s) ({type(strategy).__name__})")
-    blocks = load_blocks(config)
+    profile = training.choose_profile(config.profile)
+    settings = PROFILES[profile]
+    blocks = training.reblock(load_blocks(config), settings["block_size"])
     with strategy.scope():  # the model and optimizer variables are created on every device
         model, tokenizer, checkpoint = load_model(config, flags.resume)
+        top_blocks = config.train_top_blocks if settings["freeze"] else 0
+        trainable, total = training.freeze_lower_layers(model, top_blocks)
     model.summary()
+    print(f"Profile {profile}: " + (f"the top {top_blocks} blocks learn, the rest is frozen; " if top_blocks else
+                                    "every weight learns; ")
+          + f"blocks of {len(blocks['train'][0]['input_ids'])} tokens; XLA "
+          + ("on" if settings["jit_compile"] and strategy.num_replicas_in_sync == 1 else "off")
+          + f"\n  {trainable:,} of {total:,} parameters are trained ({100 * trainable / total:.1f}%)")
 
     train_data, test_data = to_tf_datasets(model, blocks, config.batch_size)
     # --max-steps caps the run; the steps are then shared among --epochs parts, each ending with a validation.
@@ -122,23 +131,30 @@ def main(argv: list[str] | None = None) -> dict:
         steps_per_epoch = math.ceil(total_steps / config.epochs)
     epochs = math.ceil(total_steps / steps_per_epoch)
     with strategy.scope():
-        model.compile(optimizer=make_optimizer(total_steps, config))  # no loss given: the model computes its own
+        # No loss given: the model computes its own. jit_compile: one XLA program for the whole train step.
+        # (Not under a multi-device strategy: XLA plus MirroredStrategy hung on two logical CPUs.)
+        jit_compile = settings["jit_compile"] and strategy.num_replicas_in_sync == 1
+        model.compile(optimizer=make_optimizer(total_steps, config), jit_compile=jit_compile)
         start_step = 0
         if checkpoint is not None:
             training.restore_optimizer(model, checkpoint)  # moments and step count; the epoch restarts at batch 1
             start_step = training.read_state(checkpoint)["step"]
     tokens_per_step = config.batch_size * len(blocks["train"][0]["input_ids"])
     print(f"\nPlan: {total_steps} steps ({epochs} epoch(s) of {steps_per_epoch}), {tokens_per_step} tokens per step, "
-          f"starting at step {start_step}")
+          f"{total_steps * tokens_per_step:,} tokens in all, starting at step {start_step}")
 
     before = training.perplexity(model, test_data)  # when resuming: at the checkpoint, not the base model
     print(f"Perplexity on La Mare au diable before training: {before:.2f}")
 
     saver = training.CheckpointSaver(config.checkpoints_dir, tokenizer, config.save_every, config.keep_checkpoints)
     steps = training.StepHistory()
+    budget = training.parse_duration(config.time_budget) if config.time_budget else None
+    callbacks = [saver, steps, StopAtStep(total_steps), training.Projection(total_steps, budget)]
+    if budget:
+        callbacks.append(training.TimeBudget(budget))  # the epoch ends there: the saver writes a checkpoint
     try:
-        history = train(model, train_data.repeat(), test_data, epochs, steps_per_epoch,
-                        [saver, steps, StopAtStep(total_steps)], initial_epoch=start_step // steps_per_epoch)
+        history = train(model, train_data.repeat(), test_data, epochs, steps_per_epoch, callbacks,
+                        initial_epoch=start_step // steps_per_epoch)
     except KeyboardInterrupt:
         saved = saver.save()
         print(f"\nInterrupted: checkpoint saved to {saved}. Continue with: python aurore/3_train_solution.py --resume")
@@ -146,9 +162,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     after = training.perplexity(model, test_data)
     print(f"Perplexity on La Mare au diable: {before:.2f} before, {after:.2f} after training")
-    epochs_log = [{"epoch": initial + 1, "step": min((initial + 1) * steps_per_epoch, total_steps),
-                   **{k: float(v[i]) for k, v in history.history.items()}}
-                  for i, initial in enumerate(history.epoch)]
+    epochs_log = [{"epoch": epoch + 1, "step": steps.epoch_ends[i], **{k: float(v[i]) for k, v in history.history.items()}}
+                  for i, epoch in enumerate(history.epoch)]
     metrics = {"perplexity_before": before, "perplexity_after": after, "resumed_from_step": start_step,
                "total_steps": total_steps, "steps": steps.steps, "epochs": epochs_log}
     folder = save_final(model, tokenizer, config, metrics)
@@ -164,8 +179,9 @@ def save_final(model, tokenizer, config: Config, metrics: dict) -> Path:
     model.save_pretrained(str(staging))
     tokenizer.save_pretrained(str(staging))
     model.generation_config.save_pretrained(str(staging))
-    hyper = {name: getattr(config, name) for name in
-             ("epochs", "max_steps", "batch_size", "block_size", "learning_rate", "warmup_ratio", "weight_decay", "seed")}
+    hyper = {name: getattr(config, name) for name in ("epochs", "max_steps", "batch_size", "block_size", "learning_rate",
+                                                      "warmup_ratio", "weight_decay", "seed", "profile",
+                                                      "train_top_blocks", "time_budget")}
     (staging / "README.md").write_text(training.model_card(config.base_model, hyper, metrics), encoding="utf-8")
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
     plots.plot_losses(metrics["steps"], metrics["epochs"], staging / "loss.png")

@@ -21,6 +21,15 @@ ENV_PREFIX = "AURORE_"
 HUB_BASE_MODEL = "benjamin/gpt2-wechsel-french"
 
 
+# Training profiles of step 3. laptop: a CPU run that still learns in minutes: the embeddings and lower blocks are
+# frozen (only the top `train_top_blocks` learn), blocks are cut to 64 tokens, the train step is XLA-compiled.
+# full: every weight learns on step 2's blocks (for GPUs).
+PROFILES = {
+    "laptop": {"freeze": True, "block_size": 64, "jit_compile": True},
+    "full": {"freeze": False, "block_size": 0, "jit_compile": False},
+}
+
+
 @dataclass
 class Config:
     # -- where things live ------------------------------------------------------------------------
@@ -54,6 +63,9 @@ class Config:
     save_every: int = field(default=100, metadata={"help": "save a checkpoint every N steps (0 = epoch ends only)"})
     keep_checkpoints: int = field(default=3, metadata={"help": "how many checkpoints to keep"})
     seed: int = field(default=42, metadata={"help": "random seed for shuffling, init and sampling"})
+    profile: str = field(default="auto", metadata={"help": "training profile: laptop, full, or auto (laptop without GPU)"})
+    train_top_blocks: int = field(default=2, metadata={"help": "laptop profile: top transformer blocks that learn"})
+    time_budget: str = field(default="", metadata={"help": "stop training after this long, e.g. 5m (checkpoint saved)"})
 
     # -- step 4: generation -------------------------------------------------------------------------
     max_new_tokens: int = field(default=60, metadata={"help": "tokens generated per text"})

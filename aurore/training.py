@@ -16,6 +16,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from aurore.config import PROFILES
+
 STATE_FILE = "trainer_state.json"
 
 
@@ -81,9 +83,17 @@ class StepHistory(tf.keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
         self.steps: list[dict] = []
+        self.epoch_ends: list[int] = []  # the step reached at each epoch end (a time budget may end one early)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_ends.append(int(self.model.optimizer.iterations.numpy()))
 
     def on_train_batch_end(self, batch, logs=None):
-        self.steps.append({"step": int(self.model.optimizer.iterations.numpy()), "loss": float(logs["loss"])})
+        optimizer = self.model.optimizer
+        step = int(optimizer.iterations.numpy())
+        rate = optimizer.learning_rate
+        rate = float(rate(step)) if callable(rate) else float(rate)  # the rate the next step will use
+        self.steps.append({"step": step, "loss": float(logs["loss"]), "next_lr": rate})
 
 
 def perplexity(model, dataset) -> float:
@@ -222,3 +232,70 @@ def parse_duration(text: str) -> float:
         raise ValueError(f"not a duration: {text!r} (examples: 300, 90s, 5m, 1h30m)")
     hours, minutes, seconds = (float(p) if p else 0.0 for p in parts.groups())
     return hours * 3600 + minutes * 60 + seconds
+
+
+# -- training profiles -------------------------------------------------------------------------------------------
+
+def choose_profile(name: str) -> str:
+    """auto: `full` when a GPU is visible, else `laptop` (see config.PROFILES)."""
+    if name == "auto":
+        return "full" if tf.config.list_logical_devices("GPU") else "laptop"
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: choose auto, laptop or full")
+    return name
+
+
+def freeze_lower_layers(model, train_top_blocks: int) -> tuple[int, int]:
+    """Freeze the embeddings and all but the top `train_top_blocks` blocks (0 = train everything).
+
+    Returns (trainable, total) parameter counts. GPT-2 ties its output layer to the token embeddings, so they stay
+    frozen together. Must run before `compile`.
+    """
+    transformer = model.transformer
+    if train_top_blocks:
+        transformer.wte.trainable = False
+        transformer.wpe.trainable = False
+        for block in transformer.h[: len(transformer.h) - train_top_blocks]:
+            block.trainable = False
+    count = lambda weights: int(sum(tf.size(w).numpy() for w in weights))  # noqa: E731
+    return count(model.trainable_weights), count(model.weights)
+
+
+def reblock(blocks, size: int):
+    """Cut every block of a DatasetDict into pieces of `size` tokens (a shorter context is a cheaper step)."""
+    length = len(blocks["train"][0]["input_ids"])
+    if not size or size >= length:
+        return blocks
+    if length % size:
+        raise ValueError(f"block size {size} does not divide the tokenized blocks' {length}")
+
+    def cut(batch):
+        pieces = [ids[i : i + size] for ids in batch["input_ids"] for i in range(0, length, size)]
+        return {"input_ids": pieces, "labels": [list(p) for p in pieces]}
+
+    return blocks.map(cut, batched=True, remove_columns=blocks["train"].column_names, desc=f"blocks of {size}")
+
+
+class Projection(tf.keras.callbacks.Callback):
+    """After the first steps (the first one builds the graph), print the projected duration of the run."""
+
+    def __init__(self, total_steps: int, budget_seconds: float | None = None, measure: int = 3):
+        super().__init__()
+        self.total_steps, self.budget, self.measure = total_steps, budget_seconds, measure
+        self.times: list[float] = []
+        self.seconds_per_step: float | None = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.seconds_per_step is not None:
+            return
+        self.times.append(time.monotonic())
+        if len(self.times) == self.measure + 1:
+            self.seconds_per_step = (self.times[-1] - self.times[0]) / self.measure
+            left = int(self.model.optimizer.iterations.numpy())
+            remaining = (self.total_steps - left) * self.seconds_per_step
+            print(f"\n  {self.seconds_per_step:.2f} s/step: about {remaining / 60:.1f} more minutes for "
+                  f"{self.total_steps - left} steps")
+            if self.budget and remaining > self.budget:
+                fits = left + int(self.budget / self.seconds_per_step)
+                print(f"  the time budget stops the run near step {fits} of {self.total_steps}; the learning rate "
+                      f"will not have decayed to 0 (use --max-steps {fits} for a complete schedule)")

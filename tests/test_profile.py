@@ -1,0 +1,80 @@
+"""Step 3's laptop profile: what is frozen stays frozen, the time budget, the schedule's last step."""
+
+import shutil
+
+import numpy as np
+import pytest
+from transformers import TFAutoModelForCausalLM
+
+from aurore import hub, training
+from aurore.config import Config
+from conftest import script
+
+step2 = script("2_tokenize_solution")
+step3 = script("3_train_solution")
+
+
+@pytest.fixture(scope="module")
+def workdir(standin, tmp_path_factory):
+    config = Config(workdir=tmp_path_factory.mktemp("profile"), base_model=standin.base_model)
+    shutil.copytree(standin.dataset_dir, config.dataset_dir)
+    step2.main(["--workdir", str(config.workdir), "--base-model", config.base_model, "--block-size", "128"])
+    return config
+
+
+def args(config, *extra):
+    return ["--workdir", str(config.workdir), "--base-model", config.base_model, "--batch-size", "4",
+            "--learning-rate", "3e-3", "--save-every", "0", "--profile", "laptop", *extra]
+
+
+def weights(model) -> dict[str, np.ndarray]:
+    return {w.name.split("/", 1)[1]: w.numpy() for w in model.weights}
+
+
+def test_frozen_layers_stay_unchanged_and_the_top_block_learns(workdir, capsys):
+    metrics = step3.main(args(workdir, "--train-top-blocks", "1", "--max-steps", "8"))
+    out = capsys.readouterr().out
+    assert "Profile laptop: the top 1 blocks learn" in out and "blocks of 64 tokens" in out
+    before = weights(hub.load_causal_lm(workdir.base_model, workdir))
+    after = weights(TFAutoModelForCausalLM.from_pretrained(str(workdir.finetuned_dir)))
+    frozen = [n for n in before if "/wte/" in n or "/wpe/" in n or "/h_._0/" in n]
+    learning = [n for n in before if "/h_._1/" in n or "/ln_f/" in n]
+    assert frozen and learning
+    for name in frozen:
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    assert all(not np.array_equal(after[name], before[name]) for name in learning)
+    assert metrics["steps"][-1]["loss"] < metrics["steps"][0]["loss"]
+
+
+def test_the_schedule_reaches_its_final_rate_on_the_last_step_not_before(workdir):
+    metrics = step3.main(args(workdir, "--max-steps", "10", "--epochs", "2"))
+    rates = [s["next_lr"] for s in metrics["steps"]]
+    assert len(rates) == 10 and rates[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(rate > 0 for rate in rates[:-1])
+
+
+def test_the_time_budget_stops_training_and_leaves_a_loadable_checkpoint(workdir, capsys):
+    # (profile full: no XLA compilation eating the small budget)
+    metrics = step3.main(args(workdir, "--max-steps", "100000", "--time-budget", "8s", "--profile", "full"))
+    out = capsys.readouterr().out
+    assert "s/step: about" in out and "the time budget stops the run" in out
+    done = metrics["steps"][-1]["step"]
+    assert 3 < done < 100000
+    latest = training.latest_checkpoint(workdir.checkpoints_dir)
+    assert training.read_state(latest)["step"] == done
+    TFAutoModelForCausalLM.from_pretrained(str(latest))
+
+
+def test_reblock_cuts_blocks_and_refuses_sizes_that_do_not_divide(workdir):
+    blocks = step3.load_blocks(workdir)
+    halves = training.reblock(blocks, 64)
+    assert halves["train"].num_rows == 2 * blocks["train"].num_rows
+    assert halves["train"][0]["input_ids"] + halves["train"][1]["input_ids"] == blocks["train"][0]["input_ids"]
+    assert training.reblock(blocks, 0) is blocks
+    with pytest.raises(ValueError, match="does not divide"):
+        training.reblock(blocks, 48)
+
+
+@pytest.mark.parametrize("text,seconds", [("300", 300), ("90s", 90), ("5m", 300), ("1h30m", 5400)])
+def test_durations(text, seconds):
+    assert training.parse_duration(text) == seconds
