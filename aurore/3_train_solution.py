@@ -94,7 +94,8 @@ def load_model(config: Config, resume: bool):
     if checkpoint is None:
         raise AuroreError(f"--resume: no checkpoint in {config.checkpoints_dir}.",
                           "Start a run without --resume (it saves checkpoints as it goes).")
-    print(f"Resuming from {checkpoint} (step {training.read_state(checkpoint)['step']})")
+    print(f"Resuming from {checkpoint} (step {training.read_state(checkpoint)['step']}): weights, AdamW moments and "
+          "step count are restored; the data position is not (the interrupted epoch restarts at its first batch).")
     return TFAutoModelForCausalLM.from_pretrained(str(checkpoint)), hub.load_tokenizer(checkpoint), checkpoint
 
 
@@ -110,7 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"Training on {strategy.num_replicas_in_sync} device(s) ({type(strategy).__name__})")
     profile = training.choose_profile(config.profile)
     settings = PROFILES[profile]
-    blocks = training.reblock(load_blocks(config), settings["block_size"])
+    # The profile's block size, or a shorter --block-size: step 2's blocks are cut into pieces of that size.
+    blocks = training.reblock(load_blocks(config), min(config.block_size, settings["block_size"] or config.block_size))
     with strategy.scope():  # the model and optimizer variables are created on every device
         model, tokenizer, checkpoint = load_model(config, flags.resume)
         top_blocks = config.train_top_blocks if settings["freeze"] else 0

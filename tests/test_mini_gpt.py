@@ -120,3 +120,16 @@ def test_the_web_engine_serves_the_exported_model(tmp_path):
     texts = engine.generate_batch(["Le vent", "Germain"], sampling)
     assert [len(t) for t in texts] == [2, 2] and texts[0][0].startswith("Le vent") and texts[1][0].startswith("Germain")
     assert texts == engine.generate_batch(["Le vent", "Germain"], sampling)  # the seed makes it repeatable
+
+
+def test_save_then_load_gives_identical_logits(tmp_path):
+    tf.keras.utils.set_random_seed(2)
+    model = step6.create_model(40, Config(**TINY))
+    ids = np.random.default_rng(1).integers(0, 40, size=(2, 10)).astype("int32")
+    before = model(ids).numpy()
+    vocabulary = minigpt.CharVocabulary([chr(65 + i) for i in range(40)])
+    minigpt.save(model, vocabulary, tmp_path / "mini", {"seq_len": TINY["mini_seq_len"]})
+    np.testing.assert_array_equal(tf.keras.models.load_model(tmp_path / "mini" / "model.keras")(ids).numpy(), before)
+    served = tf.saved_model.load(str(tmp_path / "mini" / "serving"))  # keep it alive: .serve uses its variables
+    np.testing.assert_allclose(served.serve(ids).numpy(), before, atol=1e-6)
+    assert minigpt.load_vocabulary(tmp_path / "mini")[0].tokens == vocabulary.tokens

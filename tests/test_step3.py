@@ -149,3 +149,33 @@ def test_mixed_precision_is_set_before_the_model_is_built():
         assert policy.startswith("mixed_") and layer.compute_dtype != "float32" and layer.dtype == "float32"
     finally:
         tf.keras.mixed_precision.set_global_policy("float32")
+
+
+def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tokenized, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    config = tokenized.__class__(workdir=tmp_path, base_model=tokenized.base_model)
+    shutil.copytree(tokenized.tokenized_dir, config.tokenized_dir)
+
+    class CtrlC(tf.keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if int(self.model.optimizer.iterations.numpy()) == 3:
+                raise KeyboardInterrupt
+
+    real_train = step3.train
+    def interrupted(model, train_data, test_data, epochs, steps_per_epoch, callbacks, **kwargs):
+        return real_train(model, train_data, test_data, epochs, steps_per_epoch, callbacks + [CtrlC()], **kwargs)
+
+    monkeypatch.setattr(step3, "train", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        step3.main(args(config, "--max-steps", "20", "--save-every", "0"))
+    assert stopped.value.code == 130
+    assert "Continue with: python aurore/3_train_solution.py --resume" in capsys.readouterr().out
+    latest = training.latest_checkpoint(config.checkpoints_dir)
+    assert training.read_state(latest)["step"] == 3
+    TFAutoModelForCausalLM.from_pretrained(str(latest))
+
+
+def test_a_shorter_block_size_cuts_the_tokenized_blocks(tokenized, capsys):
+    step3.main(args(tokenized, "--max-steps", "2", "--block-size", "16"))
+    assert "blocks of 16 tokens" in capsys.readouterr().out
