@@ -4,7 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export TF_USE_LEGACY_KERAS := 1
-STEPS := 1_prepare_dataset 2_tokenize 3_train 4_generate
+STEPS := 1_prepare_dataset 2_tokenize 3_train 4_generate 6_mini_gpt
 
 .PHONY: demo test standin exercises check-exercises clean-venv
 

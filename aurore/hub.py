@@ -45,7 +45,8 @@ def is_local(name_or_path: str | Path) -> bool:
 
 
 def _looks_like_a_path(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or os.sep in name.strip("/").replace("/", "", 1) or name.count("/") > 1
+    """Hub ids are `name` or `owner/name`; anything else is meant as a folder."""
+    return name.startswith((".", "/", "~")) or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name)
 
 
 def _hub_kwargs(name_or_path: str | Path) -> dict:

@@ -69,15 +69,12 @@ def eager_tokens_per_s(model, batch: int, new_tokens: int) -> float:
 def compiled_tokens_per_s(engine, batch: int, new_tokens: int, repeats: int = 3) -> float:
     from aurore.generation import Sampling
 
-    sampling = Sampling(max_new_tokens=new_tokens)
     times = []
     for seed in range(repeats):
         start = time.perf_counter()
         out = engine.generate_ids([PROMPT_IDS] * batch, Sampling(max_new_tokens=new_tokens, seed=seed))
         times.append(time.perf_counter() - start)
-    produced = sum(len(o) for o in out)
-    del sampling
-    return produced / statistics.median(times)
+    return sum(len(o) for o in out) / statistics.median(times)
 
 
 def serve_and_load(engine, new_tokens: int, clients_list=(1, 4, 8), requests_per_client: int = 4) -> list[dict]:
@@ -97,7 +94,7 @@ def serve_and_load(engine, new_tokens: int, clients_list=(1, 4, 8), requests_per
     for clients in clients_list:
         latencies: list[float] = []
 
-        def client(index: int) -> None:
+        def client(index: int, latencies: list[float] = latencies) -> None:
             for r in range(requests_per_client):
                 body = json.dumps({"prompt": " ".join(str(i + index + r) for i in PROMPT_IDS),
                                    "max_new_tokens": new_tokens, "num_texts": 1, "seed": 1}).encode()

@@ -1,6 +1,5 @@
 """Step 4: the pipeline on the fine-tuned folder, repeatable sampling, and the fallback to the base model."""
 
-import shutil
 
 from aurore import generation
 from aurore.check import tiny_model_folder
