@@ -78,6 +78,17 @@ class StopAtStep(tf.keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def plan_steps(config: Config, batches_per_epoch: int) -> tuple[int, int, int]:
+    """(epochs, steps per epoch, total steps). --max-steps caps the run; its steps are then shared among --epochs
+    parts, each ending with a validation."""
+    steps_per_epoch = batches_per_epoch
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps and config.max_steps < total_steps:
+        total_steps = config.max_steps
+        steps_per_epoch = math.ceil(total_steps / config.epochs)
+    return math.ceil(total_steps / steps_per_epoch), steps_per_epoch, total_steps
+
+
 def _extra_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     parser.add_argument("--strategy", default="auto", choices=["auto", "default", "mirrored", "multi-worker"],
@@ -113,6 +124,9 @@ def main(argv: list[str] | None = None) -> dict:
     settings = PROFILES[profile]
     # The profile's block size, or a shorter --block-size: step 2's blocks are cut into pieces of that size.
     blocks = training.reblock(load_blocks(config), min(config.block_size, settings["block_size"] or config.block_size))
+    # jit_compile: one XLA program for the whole train step (not under a multi-device strategy: XLA plus
+    # MirroredStrategy hung on two logical CPUs).
+    jit_compile = settings["jit_compile"] and strategy.num_replicas_in_sync == 1
     with strategy.scope():  # the model and optimizer variables are created on every device
         model, tokenizer, checkpoint = load_model(config, flags.resume)
         top_blocks = config.train_top_blocks if settings["freeze"] else 0
@@ -120,22 +134,13 @@ def main(argv: list[str] | None = None) -> dict:
     model.summary()
     print(f"Profile {profile}: " + (f"the top {top_blocks} blocks learn, the rest is frozen; " if top_blocks else
                                     "every weight learns; ")
-          + f"blocks of {len(blocks['train'][0]['input_ids'])} tokens; XLA "
-          + ("on" if settings["jit_compile"] and strategy.num_replicas_in_sync == 1 else "off")
+          + f"blocks of {len(blocks['train'][0]['input_ids'])} tokens; XLA {'on' if jit_compile else 'off'}"
           + f"\n  {trainable:,} of {total:,} parameters are trained ({100 * trainable / total:.1f}%)")
 
     train_data, test_data = to_tf_datasets(model, blocks, config.batch_size)
-    # --max-steps caps the run; the steps are then shared among --epochs parts, each ending with a validation.
-    steps_per_epoch = len(train_data)
-    total_steps = config.epochs * steps_per_epoch
-    if config.max_steps and config.max_steps < total_steps:
-        total_steps = config.max_steps
-        steps_per_epoch = math.ceil(total_steps / config.epochs)
-    epochs = math.ceil(total_steps / steps_per_epoch)
+    epochs, steps_per_epoch, total_steps = plan_steps(config, len(train_data))
     with strategy.scope():
-        # No loss given: the model computes its own. jit_compile: one XLA program for the whole train step.
-        # (Not under a multi-device strategy: XLA plus MirroredStrategy hung on two logical CPUs.)
-        jit_compile = settings["jit_compile"] and strategy.num_replicas_in_sync == 1
+        # No loss given: the model computes its own.
         model.compile(optimizer=make_optimizer(total_steps, config), jit_compile=jit_compile)
         start_step = 0
         if checkpoint is not None:
