@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
     config, flags = parse_args(__doc__.splitlines()[0], argv, extra=_extra_flags)
     if not (config.tokenized_dir / "dataset_dict.json").is_file():
         raise MissingStepOutput("The tokenized dataset", config.tokenized_dir, 2)
+    budget = training.parse_duration(config.time_budget) if config.time_budget else None  # fail fast if malformed
     tf.keras.utils.set_random_seed(config.seed)
     if flags.mixed_precision:
         print(f"Mixed precision: {training.use_mixed_precision()}")  # before the model is built, or it is ignored
@@ -155,7 +156,6 @@ def main(argv: list[str] | None = None) -> dict:
 
     saver = training.CheckpointSaver(config.checkpoints_dir, tokenizer, config.save_every, config.keep_checkpoints)
     steps = training.StepHistory()
-    budget = training.parse_duration(config.time_budget) if config.time_budget else None
     callbacks = [saver, steps, StopAtStep(total_steps), training.Projection(total_steps, budget)]
     if budget:
         callbacks.append(training.TimeBudget(budget))  # the epoch ends there: the saver writes a checkpoint

@@ -17,6 +17,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from aurore.config import PROFILES
+from aurore.errors import AuroreError
 
 STATE_FILE = "trainer_state.json"
 
@@ -229,7 +230,7 @@ def parse_duration(text: str) -> float:
     """'90', '90s', '5m', '1h30m' -> seconds."""
     parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text or "")
     if not text or not parts or not any(parts.groups()):
-        raise ValueError(f"not a duration: {text!r} (examples: 300, 90s, 5m, 1h30m)")
+        raise AuroreError(f"Not a duration: {text!r}.", "Write seconds or units, e.g. --time-budget 300, 90s, 5m, 1h30m.")
     hours, minutes, seconds = (float(p) if p else 0.0 for p in parts.groups())
     return hours * 3600 + minutes * 60 + seconds
 
@@ -241,7 +242,7 @@ def choose_profile(name: str) -> str:
     if name == "auto":
         return "full" if tf.config.list_logical_devices("GPU") else "laptop"
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}: choose auto, laptop or full")
+        raise AuroreError(f"Unknown training profile {name!r}.", "Use --profile auto, laptop or full (AURORE_PROFILE).")
     return name
 
 
@@ -267,7 +268,8 @@ def reblock(blocks, size: int):
     if not size or size >= length:
         return blocks
     if length % size:
-        raise ValueError(f"block size {size} does not divide the tokenized blocks' {length}")
+        raise AuroreError(f"Block size {size} does not divide the tokenized blocks' {length} tokens.",
+                          f"Use a --block-size that divides {length} (e.g. {length // 2}), or re-run step 2 with it.")
 
     def cut(batch):
         pieces = [ids[i : i + size] for ids in batch["input_ids"] for i in range(0, length, size)]

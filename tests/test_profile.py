@@ -8,6 +8,7 @@ from transformers import TFAutoModelForCausalLM
 
 from aurore import hub, training
 from aurore.config import Config
+from aurore.errors import AuroreError
 from conftest import script
 
 step2 = script("2_tokenize_solution")
@@ -71,10 +72,20 @@ def test_reblock_cuts_blocks_and_refuses_sizes_that_do_not_divide(workdir):
     assert halves["train"].num_rows == 2 * blocks["train"].num_rows
     assert halves["train"][0]["input_ids"] + halves["train"][1]["input_ids"] == blocks["train"][0]["input_ids"]
     assert training.reblock(blocks, 0) is blocks
-    with pytest.raises(ValueError, match="does not divide"):
+    with pytest.raises(AuroreError, match="does not divide"):
         training.reblock(blocks, 48)
 
 
 @pytest.mark.parametrize("text,seconds", [("300", 300), ("90s", 90), ("5m", 300), ("1h30m", 5400)])
 def test_durations(text, seconds):
     assert training.parse_duration(text) == seconds
+
+
+def test_bad_profile_settings_are_clear_errors_without_traceback(workdir):
+    from conftest import run_script
+
+    for flag, message in (("--time-budget=soon", "Not a duration"), ("--profile=tiny", "Unknown training profile"),
+                          ("--block-size=48", "does not divide")):
+        result = run_script(["aurore/3_train_solution.py", "--workdir", str(workdir.workdir), "--base-model",
+                             workdir.base_model, flag], {})
+        assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr, flag
