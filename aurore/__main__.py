@@ -18,7 +18,8 @@ def _config(args: argparse.Namespace) -> int:
 def _build_standin(args: argparse.Namespace) -> int:
     from aurore.standin import build_standin
 
-    build_standin(settings.from_namespace(args), n_layer=args.layers, n_embd=args.width, vocab_size=args.vocab)
+    given = {"n_layer": args.layers, "n_embd": args.width, "vocab_size": args.vocab}
+    build_standin(settings.from_namespace(args), **{k: v for k, v in given.items() if v is not None})
     return 0
 
 
@@ -74,9 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(function=function)
         if name == "build-standin":
-            sub.add_argument("--layers", type=int, default=2, help="transformer blocks (default 2)")
-            sub.add_argument("--width", type=int, default=128, help="embedding width (default 128)")
-            sub.add_argument("--vocab", type=int, default=4096, help="BPE vocabulary size (default 4096)")
+            from aurore.standin import SHAPE
+
+            sub.add_argument("--layers", type=int, help=f"transformer blocks (default {SHAPE['n_layer']})")
+            sub.add_argument("--width", type=int, help=f"embedding width (default {SHAPE['n_embd']})")
+            sub.add_argument("--vocab", type=int, help=f"BPE vocabulary size (default {SHAPE['vocab_size']})")
         if name == "check":
             sub.add_argument("step", type=int, help="the step number")
             sub.add_argument("--solution", action="store_true", help="grade the solution file instead")

@@ -101,13 +101,9 @@ _FRENCH = ["La petite Fadette regardait la rivière.", "Germain laboura le champ
 
 def tiny_tokenizer(folder: Path):
     """A small GPT-2 style tokenizer saved in `folder`, built in a second (no hub needed)."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2TokenizerFast
+    from aurore.standin import train_tokenizer
 
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(_FRENCH, vocab_size=400, special_tokens=["<|endoftext|>"])
-    tokenizer = GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
-                                  bos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    tokenizer = train_tokenizer(_FRENCH, vocab_size=400)
     tokenizer.save_pretrained(str(folder))
     return tokenizer
 

@@ -38,6 +38,8 @@ def load_texts(config: Config, text_file: str | None = None, text_folder: str | 
     out. `text_folder`: every .txt below it is a document (e.g. aclImdb/train with pos/ and neg/), 10% held out.
     """
     if text_file:
+        if not Path(text_file).is_file():
+            raise AuroreError(f"Text file {text_file} not found.", "Give --text-file the path of a UTF-8 .txt file.")
         text = Path(text_file).read_text(encoding="utf-8")
         cut = int(len(text) * (1 - validation_share))
         return [text[:cut]], [text[cut:]]

@@ -20,39 +20,39 @@ from aurore.errors import MissingStepOutput
 
 END_OF_TEXT = "<|endoftext|>"
 
+# GPT-2 shapes: the stand-in's defaults, and the hub model's (benchmarks build it from config, random weights).
+SHAPE = {"vocab_size": 4096, "n_positions": 512, "n_embd": 128, "n_layer": 2, "n_head": 4}
+HUB_MODEL_SHAPE = {"vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_layer": 12, "n_head": 12}
 
-def build_standin(
-    config: Config,
-    vocab_size: int = 4096,
-    n_layer: int = 2,
-    n_embd: int = 128,
-    n_head: int = 4,
-    n_positions: int = 512,
-) -> Path:
-    """Train a byte-level BPE tokenizer on the train split, build a small GPT-2, save both in `config.standin_dir`."""
-    from datasets import load_from_disk
+
+def train_tokenizer(texts: list[str], vocab_size: int):
+    """A GPT-2 style tokenizer (byte-level BPE, `<|endoftext|>` as its only special token) learned on `texts`."""
     from tokenizers import ByteLevelBPETokenizer
-
-    if not (config.dataset_dir / "dataset_dict.json").is_file():
-        raise MissingStepOutput("The sentence dataset", config.dataset_dir, 1)
-    texts = load_from_disk(str(config.dataset_dir))["train"]["text"]
+    from transformers import GPT2TokenizerFast
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=[END_OF_TEXT])
+    return GPT2TokenizerFast(tokenizer_object=bpe._tokenizer,  # the underlying tokenizers.Tokenizer
+                             bos_token=END_OF_TEXT, eos_token=END_OF_TEXT, unk_token=END_OF_TEXT)
+
+
+def build_standin(config: Config, **shape: int) -> Path:
+    """Train a tokenizer on the train split, build a small GPT-2 (SHAPE, overridden by `shape`), save both in
+    `config.standin_dir`."""
+    from datasets import load_from_disk
+
+    if not (config.dataset_dir / "dataset_dict.json").is_file():
+        raise MissingStepOutput("The sentence dataset", config.dataset_dir, 1)
+    shape = {**SHAPE, **shape}
+    tokenizer = train_tokenizer(load_from_disk(str(config.dataset_dir))["train"]["text"], shape.pop("vocab_size"))
 
     import tensorflow as tf
-    from transformers import GPT2Config, GPT2TokenizerFast, TFGPT2LMHeadModel
+    from transformers import GPT2Config, TFGPT2LMHeadModel
 
     from aurore.hub import save_as_pytorch_safetensors
 
-    tokenizer = GPT2TokenizerFast(
-        tokenizer_object=bpe._tokenizer, bos_token=END_OF_TEXT, eos_token=END_OF_TEXT, unk_token=END_OF_TEXT
-    )
     eos = tokenizer.convert_tokens_to_ids(END_OF_TEXT)
-    model_config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
-        bos_token_id=eos, eos_token_id=eos,
-    )
+    model_config = GPT2Config(vocab_size=len(tokenizer), bos_token_id=eos, eos_token_id=eos, **shape)
     tf.keras.utils.set_random_seed(config.seed)
     model = TFGPT2LMHeadModel(model_config)
     model(model.dummy_inputs)  # build the weights

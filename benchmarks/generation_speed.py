@@ -25,10 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aurore  # noqa: E402,F401  sets TF_USE_LEGACY_KERAS before TensorFlow loads
 
-SHAPES = {
-    "standin": dict(vocab_size=4096, n_positions=512, n_embd=128, n_layer=2, n_head=4),
-    "gpt2-124m": dict(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12),
-}
+from aurore.standin import HUB_MODEL_SHAPE, SHAPE  # noqa: E402
+
+SHAPES = {"standin": SHAPE, "gpt2-124m": HUB_MODEL_SHAPE}
 PROMPT_IDS = [11, 617, 1234, 88, 402, 77, 5, 901]  # 8 tokens
 
 
@@ -120,13 +119,12 @@ def serve_and_load(engine, new_tokens: int, clients_list=(1, 4, 8), requests_per
 
 
 def main() -> None:
-    from aurore.fastgen import CompiledGenerator
-    from aurore.generation import Sampling
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="standin,gpt2-124m")
     parser.add_argument("--new-tokens", type=int, default=32)
     args = parser.parse_args()
+    from aurore.fastgen import CompiledGenerator  # TensorFlow loads here, not for --help
+    from aurore.generation import Sampling
     print(f"CPU cores: {os.cpu_count()}; {args.new_tokens} new tokens after an 8-token prompt; sampling top-k 50, top-p 0.95")
     for shape in args.models.split(","):
         model = build(shape)

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aurore  # noqa: E402,F401  sets TF_USE_LEGACY_KERAS before TensorFlow loads
 
-SHAPE = dict(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12)
+from aurore.standin import HUB_MODEL_SHAPE as SHAPE  # noqa: E402
 
 
 def measure(profile: str, steps: int, batch: int, block: int) -> dict:

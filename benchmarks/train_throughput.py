@@ -18,14 +18,15 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-SHAPES = {
-    "standin": dict(vocab_size=4096, n_positions=512, n_embd=128, n_layer=2, n_head=4),
-    "gpt2-124m": dict(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12),
-}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from aurore.standin import HUB_MODEL_SHAPE, SHAPE  # noqa: E402  (only constants: TensorFlow is not imported)
+
+SHAPES = {"standin": SHAPE, "gpt2-124m": HUB_MODEL_SHAPE}
 
 
 def measure(shape: str, jit: bool, steps: int, batch: int, block: int) -> dict:

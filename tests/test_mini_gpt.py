@@ -133,3 +133,12 @@ def test_save_then_load_gives_identical_logits(tmp_path):
     served = tf.saved_model.load(str(tmp_path / "mini" / "serving"))  # keep it alive: .serve uses its variables
     np.testing.assert_allclose(served.serve(ids).numpy(), before, atol=1e-6)
     assert minigpt.load_vocabulary(tmp_path / "mini")[0].tokens == vocabulary.tokens
+
+
+def test_missing_corpora_are_clear_errors(tmp_path):
+    from conftest import run_script
+
+    for flag, message in ((f"--text-file={tmp_path / 'none.txt'}", "not found"),
+                          (f"--text-folder={tmp_path}", "fewer than two .txt files")):
+        result = run_script(["aurore/6_mini_gpt_solution.py", "--workdir", str(tmp_path), flag], {})
+        assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr, flag
