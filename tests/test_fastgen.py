@@ -1,5 +1,9 @@
 """The compiled decoder: same sampling rules as transformers, same greedy tokens as eager, no recompilation."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -12,6 +16,7 @@ from transformers.generation.tf_logits_process import (
 from aurore import fastgen, generation
 from aurore.check import tiny_model_folder
 from aurore.config import Config
+from conftest import REPO
 
 
 CASES = [(1.0, 0, 1.0), (0.7, 10, 1.0), (1.3, 0, 0.9), (0.9, 50, 0.95), (2.0, 3, 0.5), (0.5, 1, 0.99),
@@ -35,6 +40,27 @@ def test_warping_matches_transformers_tf_logits_warpers(temperature, top_k, top_
     finite = np.isfinite(expected.numpy())
     np.testing.assert_allclose(got.numpy()[finite], expected.numpy()[finite], rtol=1e-6)
 
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p", CASES)
+@pytest.mark.parametrize("spread", [0.3, 8.0])  # flat (kept set may go past the candidates), peaked
+def test_sampling_draws_from_the_warped_distribution(temperature, top_k, top_p, spread):
+    """sample_tokens draws among the candidates when it can: same support and frequencies as the warped softmax."""
+    draws = 4000
+    row = np.random.default_rng(top_k + 1).normal(size=(1, 3000)) * spread
+    logits = tf.constant(np.repeat(row, draws, axis=0), tf.float32)  # one distribution, 4,000 independent draws
+    args = tf.constant(temperature), tf.constant(top_k), tf.constant(top_p)
+    expected = tf.nn.softmax(fastgen.warp_logits(logits[:1], *args)).numpy()[0]
+    tokens = fastgen.sample_tokens(logits, *args, seed=tf.constant([3, 4])).numpy()
+    assert expected[tokens].min() > 0, "a filtered token was drawn"
+    # Five groups of tokens of about equal expected mass; each group's observed share is within ~5 sigma.
+    ranked = np.argsort(-expected)
+    group = np.minimum((np.cumsum(expected[ranked]) - expected[ranked] / 2) * 5, 4).astype(int)
+    group_of = np.empty(len(expected), int)
+    group_of[ranked] = group
+    observed = np.bincount(group_of[tokens], minlength=5) / draws
+    wanted = np.bincount(group, weights=expected[ranked], minlength=5)
+    np.testing.assert_allclose(observed, wanted, atol=0.035)
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory):
@@ -62,16 +88,40 @@ def test_greedy_compiled_equals_eager_token_for_token(engines):
     assert batch == [compiled.generate_ids([generator.tokenizer(p)["input_ids"]], greedy)[0] for p in PROMPTS]
 
 
-def test_after_warm_up_varied_requests_trigger_no_compilation(engines):
-    generator, compiled = engines
-    compiled.warm_up()
-    traces = compiled.traces
-    for i, prompt in enumerate(PROMPTS):
-        sampling = generation.Sampling(max_new_tokens=5 + 7 * i, temperature=0.5 + 0.3 * i, top_k=i * 20,
-                                       top_p=1.0 - 0.1 * i, do_sample=i % 2 == 0, seed=i, num_return_sequences=1 + i % 3)
-        texts = compiled.generate_batch([prompt] * (1 + i), sampling)
-        assert len(texts) == 1 + i and all(t.startswith(prompt) for row in texts for t in row)
-    assert compiled.traces == traces
+VARIED_REQUESTS = """
+import sys
+from pathlib import Path
+from aurore import fastgen, generation
+from aurore.check import tiny_model_folder
+from aurore.config import Config
+
+folder = tiny_model_folder(Path(sys.argv[1]) / "model")
+generator = generation.load_generator(str(folder), Config(workdir=folder.parent))
+compiled = fastgen.CompiledGenerator(generator.model, generator.tokenizer)
+compiled.warm_up()
+print("traces after warm-up", compiled.traces, flush=True)
+prompts = ["La rivière", "Germain laboura le champ avec", "Lélia", "Le chanvreur contait des histoires à la veillée"]
+for i, prompt in enumerate(prompts):
+    sampling = generation.Sampling(max_new_tokens=5 + 7 * i, temperature=0.5 + 0.3 * i, top_k=i * 20,
+                                   top_p=1.0 - 0.1 * i, do_sample=i % 2 == 0, seed=i, num_return_sequences=1 + i % 3)
+    texts = compiled.generate_batch([prompt] * (1 + i), sampling)
+    assert len(texts) == 1 + i and all(t.startswith(prompt) for row in texts for t in row)
+print("traces at the end", compiled.traces, flush=True)
+"""
+
+
+def test_after_warm_up_varied_requests_trigger_no_compilation(tmp_path):
+    """Neither a new trace nor a new XLA compilation (XLA also compiles again for any argument it must treat
+    as a constant, without retracing): XLA's dump folder gets one module per compilation."""
+    dump = tmp_path / "xla"
+    env = {"XLA_FLAGS": f"--xla_dump_to={dump}", "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-c", VARIED_REQUESTS, str(tmp_path)], env={**os.environ, **env},
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    modules = {path.name.split(".")[0] for path in dump.glob("module_*decode_loop*before_optimizations.txt")}
+    lines = dict(line.rsplit(" ", 1) for line in result.stdout.splitlines() if line.startswith("traces"))
+    assert lines["traces after warm-up"] == lines["traces at the end"] == str(len(fastgen.BATCH_BUCKETS))
+    assert len(modules) == len(fastgen.BATCH_BUCKETS), sorted(modules)
 
 
 def test_sampling_is_repeatable_with_a_seed_and_varies_without(engines):
