@@ -143,22 +143,26 @@ class CompiledGenerator:
     # -- the model, a few positions per row ---------------------------------------------------------------------
 
     def _attend(self, block, x, cache_k, cache_v, t, length):
-        """Self-attention of positions t..t+S-1 (x: [B, S, E]) over the cache, writing their keys and values."""
+        """Self-attention of positions t..t+S-1 (x: [B, S, E]) over the cache, writing their keys and values.
+
+        The caches are [B * H, T, D]: the layout the attention products read, so XLA updates them in place
+        (with a reshape in between it copies every cache twice per step: ~15% of a step at T = 128, more above).
+        """
         batch, positions = tf.shape(x)[0], tf.shape(x)[1]
 
-        def heads(part):  # [B, S, E] -> [B, H, S, D]
-            return tf.transpose(tf.reshape(part, [batch, positions, self.n_head, self.head_dim]), [0, 2, 1, 3])
+        def heads(part):  # [B, S, E] -> [B * H, S, D]
+            part = tf.transpose(tf.reshape(part, [batch, positions, self.n_head, self.head_dim]), [0, 2, 1, 3])
+            return tf.reshape(part, [batch * self.n_head, positions, self.head_dim])
 
         q, k, v = (heads(part) for part in tf.split(block.attn.c_attn(x), 3, axis=-1))
-        # In place: only the new positions' keys and values are written (XLA's dynamic-update-slice).
-        cache_k = dynamic_update_slice(cache_k, k, [0, 0, t, 0])
-        cache_v = dynamic_update_slice(cache_v, v, [0, 0, t, 0])
-        scores = tf.einsum("bhqd,bhtd->bhqt", q, cache_k) / math.sqrt(self.head_dim)
+        cache_k = dynamic_update_slice(cache_k, k, [0, t, 0])  # only the new positions are written
+        cache_v = dynamic_update_slice(cache_v, v, [0, t, 0])
+        scores = tf.einsum("nqd,ntd->nqt", q, cache_k) / math.sqrt(self.head_dim)
         visible = tf.range(length)[None, :] <= t + tf.range(positions)[:, None]  # causal: [S, T]
-        scores = tf.where(visible[None, None], scores, tf.constant(-1e4, x.dtype))  # GPT-2's mask value
-        weights = tf.nn.softmax(scores, axis=-1)
-        out = tf.reshape(tf.einsum("bhqt,bhtd->bqhd", weights, cache_v), [batch, positions, -1])
-        return block.attn.c_proj(out), cache_k, cache_v
+        scores = tf.where(visible[None], scores, tf.constant(-1e4, x.dtype))  # GPT-2's mask value
+        out = tf.einsum("nqt,ntd->nqd", tf.nn.softmax(scores, axis=-1), cache_v)  # [B * H, S, D]
+        out = tf.transpose(tf.reshape(out, [batch, self.n_head, positions, self.head_dim]), [0, 2, 1, 3])
+        return block.attn.c_proj(tf.reshape(out, [batch, positions, -1])), cache_k, cache_v
 
     def _logits(self, tokens, t, last, caches, length):
         """Feed tokens [B, S] at positions t..t+S-1; return the next-token logits after position t+last."""
@@ -177,7 +181,7 @@ class CompiledGenerator:
         """buffer: [B, T] int32, prompts left-aligned; returns the buffer with each row's continuation."""
         self.traces += 1  # Python side effect: runs only while tracing
         batch, length = tf.shape(buffer)[0], buffer.shape[1]
-        zeros = tf.zeros([batch, self.n_head, length, self.head_dim], tf.float32)
+        zeros = tf.zeros([batch * self.n_head, length, self.head_dim], tf.float32)
         caches = tuple((zeros, zeros) for _ in range(self.n_layer))
         finished = tf.zeros([batch], tf.bool)
         shared = tf.reduce_min(lengths)  # positions 0..shared-1 hold prompt tokens in every row
