@@ -1,19 +1,21 @@
 """Fast text generation for the web app: GPT-2 decoding compiled once with XLA, reused for every request.
 
-Eager TensorFlow `generate` is slow on a CPU (7 tokens/s for a 124M model on two cores, README "Measured figures";
-this module: 44). XLA compiles the decoding into one program, but `tf.function(jit_compile=True)` compiles again
+Eager TensorFlow `generate` is slow on a CPU (8 tokens/s for a 124M model on two cores, README "Measured figures";
+this module: 66-75). XLA compiles the decoding into one program, but `tf.function(jit_compile=True)` compiles again
 for every new tensor shape and every new Python value. So:
 
 - shapes come from a few buckets: the batch (1 or 8 rows) and the buffer length (prompt + new tokens: 128, 256,
   ...); each (batch, length) pair is compiled once, at start-up (`warm_up`);
 - everything that varies per request is a tensor argument: the prompt tokens and their lengths, the number of
   new tokens, temperature, top-k, top-p, greedy or sampling, the seed;
-- each step feeds ONE token per row through the model, reusing the keys and values of earlier positions
+- each decoding step feeds ONE token per row through the model, reusing the keys and values of earlier positions
   (a KV cache of fixed size, updated in place), so a step costs the same at position 5 or 500.
 
-Prompts are written left-aligned in the buffer; at step t a row still inside its prompt copies its next prompt
-token (teacher forcing), otherwise it samples. The model's own Keras layers (embeddings, layer norms, dense
-projections, activation) do the maths; only attention is re-written, to use the cache.
+Prompts are written left-aligned in the buffer. First a prefill loop feeds the prompt tokens every row shares,
+`PREFILL` per pass (one pass of 8 tokens costs about as much as one of 1: the weights are read once); then the
+decoding loop goes one position at a time: a row still inside its (longer) prompt copies its next prompt token
+(teacher forcing), otherwise it samples. The model's own Keras layers (embeddings, layer norms, dense projections,
+activation) do the maths; only attention is re-written, to use the cache.
 
 The sampling rules are those of transformers' TF logits warpers, in their order: temperature, then top-k, then
 top-p (`tests/test_fastgen.py` compares them on random logits). The eager pipeline stays the reference.

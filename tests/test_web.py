@@ -116,6 +116,67 @@ def test_concurrent_requests_are_all_answered_and_batched(client, service):
     assert service.batches < 8  # simultaneous requests with the same settings shared generate calls
 
 
+class RecordingEngine:
+    """Answers each prompt with itself and records the batch sizes (the service's scheduling is under test).
+    Its first call waits for `gate`, so that requests can pile up behind it."""
+
+    def __init__(self):
+        self.batch_sizes, self.gate = [], threading.Event()
+
+    def generate_batch(self, prompts, sampling):
+        self.batch_sizes.append(len(prompts))
+        self.gate.wait(10)
+        return [[prompt] for prompt in prompts]
+
+
+def ask_in_threads(service, prompts_and_delays):
+    answers = {}
+
+    def ask(prompt, delay):
+        time.sleep(delay)
+        answers[prompt] = service.generate(prompt, generation.Sampling())
+
+    threads = [threading.Thread(target=ask, args=pair) for pair in prompts_and_delays]
+    for thread in threads:
+        thread.start()
+    return lambda: [thread.join(10) for thread in threads] and answers
+
+
+def batches_after_concurrency(batch_window, max_batch=8):
+    """A first request blocks the engine, two more queue behind it and share the next batch; then "d" arrives and
+    "e" 0.1 s later. Returns the batch sizes."""
+    engine = RecordingEngine()
+    service = GenerationService(engine, batch_window=batch_window, max_batch=max_batch)
+    first = ask_in_threads(service, [("a", 0.0)])
+    while not engine.batch_sizes:
+        time.sleep(0.01)
+    queued = ask_in_threads(service, [("b", 0.0), ("c", 0.0)])
+    while service.queued < 2:
+        time.sleep(0.01)
+    engine.gate.set()
+    assert first() == {"a": ["a"]} and queued() == {"b": ["b"], "c": ["c"]}
+    assert ask_in_threads(service, [("d", 0.0), ("e", 0.1)])() == {"d": ["d"], "e": ["e"]}
+    return engine.batch_sizes
+
+
+def test_after_concurrent_requests_a_request_arriving_just_after_another_joins_its_batch():
+    assert batches_after_concurrency(batch_window=0.5) == [1, 2, 2]
+    assert batches_after_concurrency(batch_window=0.0) == [1, 2, 1, 1]
+
+
+def test_a_lone_client_and_a_full_batch_never_wait_for_the_window():
+    engine = RecordingEngine()
+    engine.gate.set()
+    service = GenerationService(engine, batch_window=30.0)
+    start = time.monotonic()
+    for prompt in "xyz":  # one client, one request after the other
+        assert service.generate(prompt, generation.Sampling()) == [prompt]
+    assert engine.batch_sizes == [1, 1, 1] and time.monotonic() - start < 5
+    start = time.monotonic()
+    assert batches_after_concurrency(batch_window=30.0, max_batch=2) == [1, 2, 2]  # "d" and "e" fill the batch
+    assert time.monotonic() - start < 5
+
+
 class SlowEngine:
     def __init__(self, engine, delay):
         self.engine, self.delay, self.name = engine, delay, "slow"
