@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from aurore.generation import Sampling
 
 
+BATCH_WINDOW = 0.02  # seconds; a few loopback round trips, small next to one generate call (~0.5 s on 124M)
+
+
 class ServiceBusy(RuntimeError):
     """No answer within the time-out: the server is overloaded."""
 
@@ -35,7 +38,7 @@ class _Job:
 
 
 class GenerationService:
-    def __init__(self, engine, timeout: float = 60.0, max_batch: int = 8, batch_window: float = 0.02):
+    def __init__(self, engine, timeout: float = 60.0, max_batch: int = 8, batch_window: float = BATCH_WINDOW):
         self.engine, self.timeout, self.max_batch, self.batch_window = engine, timeout, max_batch, batch_window
         self._pending: deque[_Job] = deque()
         self._ready = threading.Condition()

@@ -1,12 +1,13 @@
 """Generation speed: eager pipeline vs compiled decoding, and the web server under concurrent clients.
 
-    python benchmarks/generation_speed.py [--models standin,gpt2-124m] [--new-tokens 32]
+    python benchmarks/generation_speed.py [--models standin,gpt2-124m] [--new-tokens 32] [--batch-window SECONDS]
 
 Models are random-weight GPT-2s built from config (speed does not depend on the weights): `standin` has the
 offline stand-in's shape, `gpt2-124m` GPT-2 small's. Prints, per model:
 - tokens/s of the eager `generate` (the pipeline's path) and of aurore.fastgen at batch 1 and 8;
 - start-up: compile time of the warm-up and the first request's latency after it;
-- the web app (waitress on loopback, compiled engine): p50/p95 latency and throughput with 1, 4, 8 clients.
+- the web app (waitress on loopback, compiled engine): p50/p95 latency and throughput with 1, 4, 8 clients
+  (`--batch-window 0` shows what the serving worker's batch window is worth).
 """
 
 from __future__ import annotations
@@ -79,13 +80,15 @@ def compiled_tokens_per_s(engine, batch: int, new_tokens: int, repeats: int = 3)
     return sum(len(o) for o in out) / statistics.median(times)
 
 
-def serve_and_load(engine, new_tokens: int, clients_list=(1, 4, 8), requests_per_client: int = 4) -> list[dict]:
+def serve_and_load(engine, new_tokens: int, batch_window: float, clients_list=(1, 4, 8),
+                   requests_per_client: int = 4) -> list[dict]:
     from waitress.server import create_server
 
     from aurore import web
     from aurore.serving import GenerationService
 
-    app = web.create_app(GenerationService(engine, timeout=600), web.ModelInfo("benchmark", True))
+    service = GenerationService(engine, timeout=600, batch_window=batch_window)
+    app = web.create_app(service, web.ModelInfo("benchmark", True))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -125,10 +128,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="standin,gpt2-124m")
     parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--batch-window", type=float, default=None, help="seconds; default: aurore.serving's")
     args = parser.parse_args()
     from aurore.fastgen import CompiledGenerator  # TensorFlow loads here, not for --help
     from aurore.generation import Sampling
-    print(f"CPU cores: {os.cpu_count()}; {args.new_tokens} new tokens after an 8-token prompt; sampling top-k 50, top-p 0.95")
+    from aurore.serving import BATCH_WINDOW
+    batch_window = BATCH_WINDOW if args.batch_window is None else args.batch_window
+    print(f"CPU cores: {os.cpu_count()}; {args.new_tokens} new tokens after an 8-token prompt; sampling top-k 50, "
+          f"top-p 0.95; server batch window {batch_window * 1000:.0f} ms")
     for shape in args.models.split(","):
         model = build(shape)
         print(f"\n== {shape} ({model.num_parameters():,} parameters)")
@@ -145,7 +152,7 @@ def main() -> None:
         for batch in (1, 8):
             print(f"compiled batch {batch}: {compiled_tokens_per_s(engine, batch, args.new_tokens):8.1f} tokens/s",
                   flush=True)
-        for row in serve_and_load(engine, args.new_tokens):
+        for row in serve_and_load(engine, args.new_tokens, batch_window):
             print(f"server   {row['clients']} client(s): p50 {row['p50_s']:.2f} s, p95 {row['p95_s']:.2f} s, "
                   f"{row['requests_per_s']:.2f} requests/s", flush=True)
 
