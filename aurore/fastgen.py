@@ -34,7 +34,7 @@ from aurore.generation import Sampling
 BATCH_BUCKETS = (1, 8)
 LENGTH_BUCKETS = (128, 256, 512, 1024)
 PREFILL = 8  # prompt positions read per pass while every row is still inside its prompt
-MAX_CANDIDATES = 1024  # top-k and top-p look among the likeliest 1,024 tokens first (see warp_logits)
+MAX_CANDIDATES = 1024  # top-k and top-p look among the likeliest 1,024 tokens first (see _candidates)
 
 
 def _candidates(logits, temperature, top_k, top_p):

@@ -1,5 +1,6 @@
 """The compiled decoder: same sampling rules as transformers, same greedy tokens as eager, no recompilation."""
 
+import json
 import os
 import subprocess
 import sys
@@ -41,7 +42,6 @@ def test_warping_matches_transformers_tf_logits_warpers(temperature, top_k, top_
     np.testing.assert_allclose(got.numpy()[finite], expected.numpy()[finite], rtol=1e-6)
 
 
-
 @pytest.mark.parametrize("temperature,top_k,top_p", CASES)
 @pytest.mark.parametrize("spread", [0.3, 8.0])  # flat (kept set may go past the candidates), peaked
 def test_sampling_draws_from_the_warped_distribution(temperature, top_k, top_p, spread):
@@ -61,6 +61,7 @@ def test_sampling_draws_from_the_warped_distribution(temperature, top_k, top_p, 
     observed = np.bincount(group_of[tokens], minlength=5) / draws
     wanted = np.bincount(group, weights=expected[ranked], minlength=5)
     np.testing.assert_allclose(observed, wanted, atol=0.035)
+
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory):
@@ -89,6 +90,7 @@ def test_greedy_compiled_equals_eager_token_for_token(engines):
 
 
 VARIED_REQUESTS = """
+import json
 import sys
 from pathlib import Path
 from aurore import fastgen, generation
@@ -100,8 +102,7 @@ generator = generation.load_generator(str(folder), Config(workdir=folder.parent)
 compiled = fastgen.CompiledGenerator(generator.model, generator.tokenizer)
 compiled.warm_up()
 print("traces after warm-up", compiled.traces, flush=True)
-prompts = ["La rivière", "Germain laboura le champ avec", "Lélia", "Le chanvreur contait des histoires à la veillée"]
-for i, prompt in enumerate(prompts):
+for i, prompt in enumerate(json.loads(sys.argv[2])):
     sampling = generation.Sampling(max_new_tokens=5 + 7 * i, temperature=0.5 + 0.3 * i, top_k=i * 20,
                                    top_p=1.0 - 0.1 * i, do_sample=i % 2 == 0, seed=i, num_return_sequences=1 + i % 3)
     texts = compiled.generate_batch([prompt] * (1 + i), sampling)
@@ -115,7 +116,7 @@ def test_after_warm_up_varied_requests_trigger_no_compilation(tmp_path):
     as a constant, without retracing): XLA's dump folder gets one module per compilation."""
     dump = tmp_path / "xla"
     env = {"XLA_FLAGS": f"--xla_dump_to={dump}", "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-c", VARIED_REQUESTS, str(tmp_path)], env={**os.environ, **env},
+    result = subprocess.run([sys.executable, "-c", VARIED_REQUESTS, str(tmp_path), json.dumps(PROMPTS)], env={**os.environ, **env},
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     modules = {path.name.split(".")[0] for path in dump.glob("module_*decode_loop*before_optimizations.txt")}

@@ -130,6 +130,7 @@ class RecordingEngine:
 
 
 def ask_in_threads(service, prompts_and_delays):
+    """Each (prompt, delay) asked from its own thread; returns a function that waits and gives the answers."""
     answers = {}
 
     def ask(prompt, delay):
@@ -139,7 +140,13 @@ def ask_in_threads(service, prompts_and_delays):
     threads = [threading.Thread(target=ask, args=pair) for pair in prompts_and_delays]
     for thread in threads:
         thread.start()
-    return lambda: [thread.join(10) for thread in threads] and answers
+
+    def wait_for_answers():
+        for thread in threads:
+            thread.join(10)
+        return answers
+
+    return wait_for_answers
 
 
 def batches_after_concurrency(batch_window, max_batch=8):
