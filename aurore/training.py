@@ -235,6 +235,16 @@ def parse_duration(text: str) -> float:
     return hours * 3600 + minutes * 60 + seconds
 
 
+def format_duration(seconds: float) -> str:
+    """45 -> '45 s', 113 -> '1 min 53 s', 5400 -> '1 h 30 min'."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
 # -- training profiles -------------------------------------------------------------------------------------------
 
 def choose_profile(name: str) -> str:
@@ -295,7 +305,7 @@ class Projection(tf.keras.callbacks.Callback):
             self.seconds_per_step = (self.times[-1] - self.times[0]) / self.measure
             left = int(self.model.optimizer.iterations.numpy())
             remaining = (self.total_steps - left) * self.seconds_per_step
-            print(f"\n  {self.seconds_per_step:.2f} s/step: about {remaining / 60:.1f} more minutes for "
+            print(f"\n  {self.seconds_per_step:.2f} s/step: about {format_duration(remaining)} more for "
                   f"{self.total_steps - left} steps")
             if self.budget and remaining > self.budget:
                 fits = left + int(self.budget / self.seconds_per_step)

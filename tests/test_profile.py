@@ -81,6 +81,12 @@ def test_durations(text, seconds):
     assert training.parse_duration(text) == seconds
 
 
+@pytest.mark.parametrize("seconds,text", [(0.4, "0 s"), (45, "45 s"), (113.4, "1 min 53 s"), (3599.6, "1 h 00 min"),
+                                          (5400, "1 h 30 min")])
+def test_durations_are_printed_for_people(seconds, text):
+    assert training.format_duration(seconds) == text
+
+
 def test_bad_profile_settings_are_clear_errors_without_traceback(workdir):
     from conftest import run_script
 
