@@ -7,7 +7,7 @@ TensorFlow models are built on Keras 2 (`tf_keras`), and `tf.keras` must point t
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the lesson
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hides most C++ chatter (not the absl start-up lines)
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # hides "TensorFlow classes are deprecated" on every load
 
 __version__ = "1.0.0"
