@@ -41,11 +41,12 @@ def step_flops(batch: int, block: int, top_blocks: int) -> float:
     return forward + head_forward + 2 * top_blocks * block_forward
 
 
-def matmul_peak() -> float:
-    """FLOP/s of this machine's best float32 product of an MLP-sized pair (512x768 by 768x3072), graph or XLA."""
+def matmul_peak(tokens: int) -> float:
+    """FLOP/s of this machine's best float32 product the size of an MLP layer's (tokens x d by d x 4d), graph or XLA."""
     import tensorflow as tf
 
-    a, b = tf.random.normal([512, 768]), tf.random.normal([768, 3072])
+    d = SHAPE["n_embd"]
+    a, b = tf.random.normal([tokens, d]), tf.random.normal([d, 4 * d])
     best = float("inf")
     for jit in (False, True):
         product = tf.function(lambda x, y: tf.matmul(x, y), jit_compile=jit)
@@ -55,7 +56,7 @@ def matmul_peak() -> float:
             for _ in range(10):
                 product(a, b).numpy()
             best = min(best, (time.perf_counter() - start) / 10)
-    return 2 * 512 * 768 * 3072 / best
+    return 2 * tokens * d * 4 * d / best
 
 
 def measure(profile: str, steps: int, batch: int, block: int) -> dict:
@@ -86,7 +87,8 @@ def measure(profile: str, steps: int, batch: int, block: int) -> dict:
     step = statistics.median(times)
     flops = step_flops(batch, block, top_blocks)
     return {"profile": profile, "block": block, "trainable": trainable, "total": total, "first_step_s": first,
-            "step_s": step, "tokens_per_s": batch * block / step, "flops": flops, "peak_flops": matmul_peak(),
+            "step_s": step, "tokens_per_s": batch * block / step,
+            "flops": flops, "peak_flops": matmul_peak(batch * block),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
