@@ -1,40 +1,56 @@
 # The workshop image: docker build -t text-gen .
 # Run a step with your own copy of the exercises mounted (data/ and models/ are written there, so nothing is
-# lost when the container stops):
-#   docker run -v $PWD/aurore:/aurore text-gen python aurore/1_prepare_dataset_solution.py
+# lost when the container stops; the step runs as the folder's owner, whatever your UID):
+#   docker run --rm -v $PWD/aurore:/aurore text-gen python aurore/1_prepare_dataset_solution.py
+#   docker run --rm -p 127.0.0.1:8080:8080 -v $PWD/aurore:/aurore text-gen     # step 5's page on port 8080
 # Build with network once and bake the books and the base model in, so the room needs no network:
 #   docker build --build-arg PRELOAD=1 -t text-gen .
-FROM python:3.11-slim
+# BASE: any Debian-based image with python3 3.10-3.12 (a `python` binary is not needed), e.g. a local one when
+# Docker Hub cannot be reached: docker build --build-arg BASE=aurore-base:bookworm -t text-gen .
+ARG BASE=python:3.11-slim
+FROM ${BASE}
 
-ARG PRELOAD=
 ENV PYTHONUNBUFFERED=1 \
+    LANG=C.UTF-8 \
     TF_USE_LEGACY_KERAS=1 \
-    HF_HOME=/opt/hf-cache \
     PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/
 
-# Same set-up as `make` and CI: the pinned requirements in a virtualenv.
+# tini runs as PID 1 and passes `docker stop` on to the command (Python as PID 1 ignores SIGTERM); setpriv
+# (util-linux, a package of its own in newer Debian) lets the entrypoint run the command as the folder's owner.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini \
+    && { command -v setpriv > /dev/null || apt-get install -y --no-install-recommends setpriv; } \
+    && rm -rf /var/lib/apt/lists/*
+
+# Same set-up as `make` and CI: the pinned requirements in a virtualenv (`python3 -m venv`). The image needs no
+# .pth pointing at the sources: PYTHONPATH=/ finds the package at /aurore.
 COPY requirements.txt /opt/aurore-src/requirements.txt
 COPY .ci/install.sh /opt/aurore-src/.ci/install.sh
-RUN bash /opt/aurore-src/.ci/install.sh /opt/venv requirements.txt \
-    && rm /opt/venv/lib/python3.11/site-packages/aurore-repo.pth
+RUN PIP_NO_CACHE_DIR=1 bash /opt/aurore-src/.ci/install.sh /opt/venv requirements.txt \
+    && rm "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/aurore-repo.pth"
 
-COPY aurore /aurore
-RUN useradd --create-home --uid 1000 participant \
-    && mkdir -p /opt/hf-cache /opt/aurore-cache \
-    && chown -R participant /opt/hf-cache /opt/aurore-cache /aurore
-USER 1000
+COPY docker/entrypoint.sh /usr/local/bin/aurore-entrypoint
+# The image's own copy of the exercises (used when no folder is mounted) belongs to UID 1000.
+COPY --chown=1000:1000 aurore /aurore
 WORKDIR /
 
-# Optional: cache the five books and the base model (converted to TensorFlow) inside the image, then point the
-# steps at them: the books folder serves as a Gutenberg mirror, the converted folder as the base model.
+# Optional, declared here so that a PRELOAD build reuses every layer above from a plain one: cache the five books
+# and the base model (converted to TensorFlow, tokenizer included) inside the image, then point the steps at them:
+# the books folder serves as a Gutenberg mirror, the converted folder as the base model. The hub's download cache
+# is only needed for the conversion, so it is not kept.
+ARG PRELOAD=
 RUN if [ -n "$PRELOAD" ]; then \
-      AURORE_WORKDIR=/opt/aurore-cache python aurore/1_prepare_dataset_solution.py \
-      && AURORE_WORKDIR=/opt/aurore-cache python -m aurore download-model; \
+      export AURORE_WORKDIR=/opt/aurore-cache HF_HOME=/tmp/hf-preload \
+      && python aurore/1_prepare_dataset_solution.py \
+      && python -m aurore download-model \
+      && rm -rf /tmp/hf-preload; \
     fi
 ENV AURORE_GUTENBERG_MIRROR=${PRELOAD:+/opt/aurore-cache/data/books} \
     AURORE_BASE_MODEL=${PRELOAD:+/opt/aurore-cache/models/converted/benjamin--gpt2-wechsel-french} \
     HF_HUB_OFFLINE=${PRELOAD:+1}
 
 EXPOSE 8080
+ENTRYPOINT ["/usr/bin/tini", "--", "/bin/sh", "/usr/local/bin/aurore-entrypoint"]
 CMD ["python", "aurore/5_flask.py", "--host", "0.0.0.0", "--port", "8080"]

@@ -12,38 +12,69 @@ import aurore  # noqa: F401  first: sets TF_USE_LEGACY_KERAS=1 before TensorFlow
 import argparse
 
 from datasets import DatasetDict, load_from_disk
+from transformers import AutoTokenizer
 
 from aurore import hub
 from aurore.config import Config, parse_args
-from aurore.errors import MissingStepOutput, friendly_errors
+from aurore.errors import friendly_errors, require_output
 
 SAMPLE_SENTENCE = "La petite Fadette regardait la rivière en chantonnant."
 
 
 def load_tokenizer(config: Config):
     """The tokenizer of the base model (a hub id or a local folder)."""
-    # BEGIN SOLUTION 2.1: chargez le tokenizer du modèle de base avec hub.load_tokenizer(config.base_model) (il appelle AutoTokenizer.from_pretrained et explique les erreurs).
-    return hub.load_tokenizer(config.base_model)
-    # END SOLUTION
+    with hub.loading(config.base_model):  # offline: the cache at once; a failure: one clear message
+        # BEGIN SOLUTION 2.1: chargez et renvoyez le tokenizer du modèle config.base_model (un identifiant du hub
+        #   Hugging Face, ou un dossier local : c'est le même appel).
+        #   À chercher : la classe « Auto » de transformers qui devine le bon tokenizer, et sa méthode de classe
+        #   qui charge un modèle pré-entraîné.
+        #   Doc : https://huggingface.co/docs/transformers/v4.57.1/en/model_doc/auto#transformers.AutoTokenizer
+        return AutoTokenizer.from_pretrained(config.base_model)
+        # END SOLUTION
 
 
 def analyse_sentence(tokenizer, sentence: str) -> tuple[list[int], list[str]]:
     """The token ids of a sentence and the text piece behind each id."""
-    # BEGIN SOLUTION 2.2: appelez tokenizer(sentence) pour obtenir les "input_ids", puis tokenizer.convert_ids_to_tokens(ids) pour les morceaux de texte ; renvoyez (ids, tokens).
+    # BEGIN SOLUTION 2.2: appelez le tokenizer sur la phrase comme une fonction : il renvoie un dictionnaire dont
+    #   la clé "input_ids" donne les identifiants des jetons. Retrouvez ensuite le morceau de texte de chaque
+    #   identifiant avec la méthode du tokenizer qui convertit des ids en tokens. Renvoyez (ids, morceaux).
+    #   Doc : https://huggingface.co/docs/transformers/v4.57.1/en/main_classes/tokenizer
     ids = tokenizer(sentence)["input_ids"]
     return ids, tokenizer.convert_ids_to_tokens(ids)
     # END SOLUTION
 
 
-# A language model learns on fixed-size blocks of tokens. We tokenize every sentence, glue the sentences of
-# a book end to end (an end-of-text token marks where a book ends), and cut the stream into blocks of
-# `block_size` tokens, as Hugging Face's run_clm.py does. The target of each position is the next token:
-# `labels` is a copy of `input_ids`, and the model shifts it by one itself.
+# GPT-2's tokens are pieces of UTF-8 bytes, shown with one printable character per byte: "Ġ" is the byte of a
+# space, and "è", two bytes in UTF-8 (C3 A8), shows as "Ã¨" inside a token. `decode` turns the bytes back into text.
+
+
+def tokenize(dataset: DatasetDict, tokenizer) -> DatasetDict:
+    """Add an `input_ids` column (the tokens of each sentence) and drop the `text` column."""
+    def tokenize_batch(batch: dict[str, list]) -> dict[str, list]:
+        # A leading space makes each sentence start like a word in running text (GPT-2 marks it as "Ġ").
+        return {"input_ids": tokenizer([" " + text for text in batch["text"]])["input_ids"]}
+
+    # BEGIN SOLUTION 2.3: appliquez tokenize_batch à tout le DatasetDict, par paquets de phrases (bien plus rapide
+    #   qu'une phrase à la fois), en retirant la colonne "text" devenue inutile ; renvoyez le résultat.
+    #   À chercher : la méthode des Dataset qui applique une fonction à chaque exemple ou paquet d'exemples, et
+    #   ses arguments batched et remove_columns.
+    #   Doc : https://huggingface.co/docs/datasets/process#map
+    return dataset.map(tokenize_batch, batched=True, remove_columns=["text"], desc="jetons")
+    # END SOLUTION
+
+
+# A language model learns on fixed-size blocks of tokens. We glue the sentences of a book end to end (an
+# end-of-text token marks where a book ends), and cut the stream into blocks of `block_size` tokens, as Hugging
+# Face's run_clm.py does. The target of each position is the next token: `labels` is a copy of `input_ids`, and
+# the model shifts it by one itself.
 
 
 def group_into_blocks(batch: dict[str, list], block_size: int, eos_id: int) -> dict[str, list]:
     """Concatenate the token lists of a batch of sentences and cut them into blocks; drop the remainder."""
-    # BEGIN SOLUTION 2.3: mettez bout à bout les listes batch["input_ids"] (ajoutez eos_id quand batch["book_id"] change d'un livre à l'autre), coupez le tout en blocs de block_size jetons (le reste est abandonné) et renvoyez {"input_ids": blocs, "labels": copie des blocs}.
+    # BEGIN SOLUTION 2.4: mettez bout à bout les listes de batch["input_ids"], en insérant eos_id là où
+    #   batch["book_id"] change d'un livre à l'autre ; coupez ce flot en blocs de block_size jetons (le reste, trop
+    #   court, est abandonné) et renvoyez un dictionnaire à deux clés : "input_ids" (les blocs) et "labels" (une
+    #   copie des blocs).
     stream: list[int] = []
     for i, ids in enumerate(batch["input_ids"]):
         if i > 0 and batch["book_id"][i] != batch["book_id"][i - 1]:
@@ -55,24 +86,27 @@ def group_into_blocks(batch: dict[str, list], block_size: int, eos_id: int) -> d
     # END SOLUTION
 
 
-def tokenize_dataset(dataset: DatasetDict, tokenizer, block_size: int) -> DatasetDict:
-    # A leading space makes each sentence start like a word in running text (GPT-2 marks it as "Ġ").
-    tokenized = dataset.map(
-        lambda batch: {"input_ids": tokenizer([" " + text for text in batch["text"]])["input_ids"]},
-        batched=True, remove_columns=["text"], desc="tokenizing",
-    )
-    return tokenized.map(
-        group_into_blocks, batched=True, batch_size=1000, remove_columns=tokenized["train"].column_names,
-        fn_kwargs={"block_size": block_size, "eos_id": tokenizer.eos_token_id}, desc=f"blocks of {block_size}",
-    )
-
-
-def train_specialised_tokenizer(tokenizer, texts: list[str], vocab_size: int):
-    """Bonus: a tokenizer of the same kind, re-learned on George Sand's French only."""
-    # BEGIN SOLUTION 2.4: appelez tokenizer.train_new_from_iterator en lui passant les textes par paquets de 1000 et vocab_size ; renvoyez le nouveau tokenizer.
-    batches = (texts[i : i + 1000] for i in range(0, len(texts), 1000))
-    return tokenizer.train_new_from_iterator(batches, vocab_size=vocab_size)
+def train_specialised_tokenizer(tokenizer, texts: list[str], vocab_size: int, folder: str):
+    """Bonus: a tokenizer of the same kind, re-learned on George Sand's French only, saved in `folder`."""
+    batches = (texts[i : i + 1000] for i in range(0, len(texts), 1000))  # an iterator of lists of texts
+    # BEGIN SOLUTION 2.5: entraînez un nouveau tokenizer du même type que `tokenizer` sur les paquets de textes
+    #   `batches`, avec vocab_size jetons ; enregistrez-le dans le dossier `folder` pour pouvoir le recharger avec
+    #   from_pretrained, puis renvoyez-le.
+    #   À chercher : la méthode des tokenizers « fast » qui en entraîne un nouveau à partir d'un itérateur, et
+    #   celle qui enregistre un tokenizer (la même que pour les modèles).
+    #   Doc : https://huggingface.co/learn/llm-course/chapter6/2
+    specialised = tokenizer.train_new_from_iterator(batches, vocab_size=vocab_size)
+    specialised.save_pretrained(folder)
+    return specialised
     # END SOLUTION
+
+
+def show_tokens(tokenizer, sentence: str) -> None:
+    ids, tokens = analyse_sentence(tokenizer, sentence)
+    print(f"\n{sentence!r} -> {len(ids)} jetons")
+    for token_id, token in zip(ids, tokens):
+        print(f"  {token_id:6}  {token:14} {tokenizer.decode([token_id])!r}")
+    print("  (« Ġ » est l'octet d'une espace ; « Ã¨ » montre les deux octets UTF-8 de « è » ; decode() rend le texte)")
 
 
 def _extra_flags(parser: argparse.ArgumentParser) -> None:
@@ -82,32 +116,29 @@ def _extra_flags(parser: argparse.ArgumentParser) -> None:
 
 @friendly_errors
 def main(argv: list[str] | None = None) -> DatasetDict:
-    config, flags = parse_args(__doc__.splitlines()[0], argv, extra=_extra_flags)
-    if not (config.dataset_dir / "dataset_dict.json").is_file():
-        raise MissingStepOutput("The sentence dataset", config.dataset_dir, 1)
-    dataset = load_from_disk(str(config.dataset_dir))
+    config, flags = parse_args(__doc__, argv, step=2, extra=_extra_flags)
+    dataset = load_from_disk(str(require_output(config, 1)))
     tokenizer = load_tokenizer(config)
-    print(f"Tokenizer of {config.base_model}: {len(tokenizer):,} tokens in its vocabulary")
+    print(f"Tokenizer de {config.base_model} : {len(tokenizer):,} jetons dans son vocabulaire")
+    show_tokens(tokenizer, flags.sentence)
 
-    ids, tokens = analyse_sentence(tokenizer, flags.sentence)
-    print(f"\n{flags.sentence!r} -> {len(ids)} tokens")
-    for token_id, token in zip(ids, tokens):  # tokens show bytes ("Ġ" = a space); decode() shows the text
-        print(f"  {token_id:6}  {token:14} {tokenizer.decode([token_id])!r}")
-
-    blocks = tokenize_dataset(dataset, tokenizer, config.block_size)
+    blocks = tokenize(dataset, tokenizer).map(
+        group_into_blocks, batched=True, batch_size=1000, remove_columns=["input_ids", "book_id"],
+        fn_kwargs={"block_size": config.block_size, "eos_id": tokenizer.eos_token_id},
+        desc=f"blocs de {config.block_size}")
     blocks.save_to_disk(str(config.tokenized_dir))
     for split, data in blocks.items():
-        print(f"{split:5}: {data.num_rows:5,} blocks of {config.block_size} tokens ({data.num_rows * config.block_size:,} tokens)")
-    print(f"Saved to {config.tokenized_dir}")
+        print(f"{split:5} : {data.num_rows:5,} blocs de {config.block_size} jetons "
+              f"({data.num_rows * config.block_size:,} jetons)")
+    print(f"Enregistré dans {config.tokenized_dir}")
 
     if flags.train_tokenizer:
-        specialised = train_specialised_tokenizer(tokenizer, dataset["train"]["text"], config.tokenizer_vocab_size)
-        specialised.save_pretrained(str(config.tokenizer_dir))
-        ids, tokens = analyse_sentence(specialised, flags.sentence)
-        print(f"\nSpecialised tokenizer ({len(specialised):,} tokens) saved to {config.tokenizer_dir}")
-        print(f"  the same sentence in {len(ids)} tokens: {tokens}")
-        print("  (its ids do not match the model's embeddings, so the next steps keep the original tokenizer)")
-    print("\nNext: python aurore/3_train_solution.py")
+        specialised = train_specialised_tokenizer(tokenizer, dataset["train"]["text"], config.tokenizer_vocab_size,
+                                                  str(config.tokenizer_dir))
+        print(f"\nTokenizer spécialisé ({len(specialised):,} jetons) enregistré dans {config.tokenizer_dir}")
+        show_tokens(specialised, flags.sentence)
+        print("  (ses identifiants ne correspondent pas aux embeddings du modèle : la suite garde le tokenizer d'origine)")
+    print("\nÉtape suivante : python aurore/3_train_solution.py")
     return blocks
 
 

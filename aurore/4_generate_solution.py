@@ -12,27 +12,38 @@ from __future__ import annotations
 import aurore  # noqa: F401  first: sets TF_USE_LEGACY_KERAS=1 before TensorFlow is imported
 import argparse
 
-from aurore import generation
-from aurore.config import Config, parse_args
+import tensorflow as tf
+from transformers import pipeline
+
+from aurore import generation, hub
+from aurore.config import parse_args
 from aurore.errors import friendly_errors
 
 PROMPTS = ["Cette femme était assise", "Le soir elle se rappelait"]
 
 
-def load(config: Config):
-    """A text-generation pipeline on the fine-tuned model of step 3, or on the base model if there is none."""
-    # BEGIN SOLUTION 4.1: choisissez le modèle avec generation.choose_model(config) (il renvoie (nom, est_affiné)) ; s'il n'est pas affiné, affichez-le ; renvoyez generation.load_generator(nom, config).
-    name, finetuned = generation.choose_model(config)
-    if not finetuned:
-        print(f"No fine-tuned model in {config.finetuned_dir}: using the base model {name} (run step 3 first).")
-    return generation.load_generator(name, config)
-    # END SOLUTION
+def make_generator(folder: str):
+    """A text-generation pipeline on the model (and its tokenizer) saved in `folder`."""
+    with hub.loading(folder):
+        # BEGIN SOLUTION 4.1: créez et renvoyez un pipeline de génération de texte sur le modèle et le tokenizer
+        #   du dossier `folder`. Nous n'avons que TensorFlow (pas PyTorch) : précisez le framework "tf" et dtype=None.
+        #   À chercher : la fonction pipeline de transformers et le nom de la tâche qui continue un texte.
+        #   Doc : https://huggingface.co/docs/transformers/main_classes/pipelines#transformers.TextGenerationPipeline
+        return pipeline("text-generation", model=folder, tokenizer=folder, framework="tf", dtype=None)
+        # END SOLUTION
 
 
 def write(generator, prompts: list[str], sampling: generation.Sampling) -> dict[str, list[str]]:
-    """The generated texts for each prompt."""
-    # BEGIN SOLUTION 4.2: pour chaque prompt, appelez generation.generate(generator, prompt, sampling) ; renvoyez un dictionnaire {prompt: liste des textes}.
-    return {prompt: generation.generate(generator, prompt, sampling) for prompt in prompts}
+    """sampling.num_return_sequences texts for each prompt: {prompt: [text, ...]}."""
+    # BEGIN SOLUTION 4.2: appelez le pipeline sur la liste des prompts avec les réglages de `sampling` : do_sample,
+    #   temperature, top_k, top_p, max_new_tokens et num_return_sequences (mêmes noms que les arguments de
+    #   generate). Pour une liste de prompts, il renvoie une liste (une par prompt) de listes de dictionnaires ;
+    #   le texte est sous la clé "generated_text". Renvoyez {prompt: [texte, ...]}.
+    #   Doc : https://huggingface.co/docs/transformers/main_classes/text_generation
+    outputs = generator(prompts, do_sample=sampling.do_sample, temperature=sampling.temperature, top_k=sampling.top_k,
+                        top_p=sampling.top_p, max_new_tokens=sampling.max_new_tokens,
+                        num_return_sequences=sampling.num_return_sequences)
+    return {prompt: [answer["generated_text"] for answer in answers] for prompt, answers in zip(prompts, outputs)}
     # END SOLUTION
 
 
@@ -44,15 +55,23 @@ def _extra_flags(parser: argparse.ArgumentParser) -> None:
 
 @friendly_errors
 def main(argv: list[str] | None = None) -> dict[str, list[str]]:
-    config, flags = parse_args(__doc__.splitlines()[0], argv, extra=_extra_flags)
-    sampling = generation.Sampling.from_config(config, do_sample=not flags.greedy, num_return_sequences=flags.num_texts)
-    print(f"Sampling: {sampling}")
-    texts = write(load(config), flags.prompts, sampling)
+    config, flags = parse_args(__doc__, argv, step=4, extra=_extra_flags)
+    greedy = {"do_sample": False, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "num_return_sequences": 1}
+    sampling = generation.Sampling.from_config(config, **(greedy if flags.greedy else
+                                                           {"num_return_sequences": flags.num_texts}))
+    model = generation.choose_model(config)  # step 3's model if it exists, else the base model
+    print(model.describe())
+    generator = make_generator(model.folder)
+    generation.check_length(generator.tokenizer, flags.prompts, sampling.max_new_tokens,
+                            generator.model.config.n_positions)
+    print(f"Réglages : {sampling}")
+    tf.keras.utils.set_random_seed(sampling.seed)  # the same seed gives the same texts
+    texts = write(generator, flags.prompts, sampling)
     for prompt, outputs in texts.items():
         print(f"\n=== {prompt}")
         for text in outputs:
             print(f"--- {text}")
-    print("\nNext: python aurore/5_flask.py  (serves this model on a web page)")
+    print("\nÉtape suivante : python aurore/5_flask_solution.py  (la page web de ce modèle)")
     return texts
 
 

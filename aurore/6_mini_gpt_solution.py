@@ -47,9 +47,17 @@ class TokenAndPositionEmbedding(layers.Layer):
 
 def causal_attention_mask(length) -> tf.Tensor:
     """[length, length] booleans: position i may look at position j only if j <= i."""
-    # BEGIN SOLUTION 6.1: renvoyez une matrice booléenne [length, length] vraie sur et sous la diagonale (j <= i), fausse au-dessus : par exemple tf.range(length)[:, None] >= tf.range(length)[None, :].
+    # BEGIN SOLUTION 6.1: renvoyez une matrice booléenne [length, length] dont la case (i, j) est vraie quand j <= i
+    #   (sur et sous la diagonale), fausse au-dessus. Deux vecteurs d'indices (tf.range), l'un en colonne et l'autre
+    #   en ligne : une comparaison entre eux se diffuse (broadcasting) en une matrice.
+    #   Doc : https://www.tensorflow.org/api_docs/python/tf/range
     return tf.range(length)[:, None] >= tf.range(length)[None, :]
     # END SOLUTION
+
+
+# The block below is post-norm, as in keras.io's "Text generation with a miniature GPT": normalise AFTER adding
+# each sub-layer's output back to its input. GPT-2 is pre-norm (normalise each sub-layer's input), which trains
+# more stably in deep stacks; with two blocks, both learn well, and post-norm reads more simply.
 
 
 @tf.keras.utils.register_keras_serializable(package="aurore")
@@ -65,7 +73,12 @@ class TransformerBlock(layers.Layer):
         self.dropout1, self.dropout2 = layers.Dropout(dropout), layers.Dropout(dropout)
 
     def call(self, inputs, training=None):
-        # BEGIN SOLUTION 6.2: masque = causal_attention_mask(longueur de la séquence, tf.shape(inputs)[1]) ; attention = self.attention(inputs, inputs, attention_mask=masque[None]) ; out1 = self.norm1(inputs + self.dropout1(attention, training=training)) ; renvoyez self.norm2(out1 + self.dropout2(self.feed_forward(out1), training=training)).
+        # BEGIN SOLUTION 6.2: construisez le masque causal pour la longueur de la séquence (un seul argument : le
+        #   nombre de positions, la 2e dimension de tf.shape(inputs)), avec un axe de plus en tête pour le lot.
+        #   Faites l'attention de inputs sur lui-même avec ce masque (argument attention_mask), passez le résultat
+        #   par self.dropout1, ajoutez-le à inputs et normalisez avec self.norm1. Même chose avec self.feed_forward,
+        #   self.dropout2 et self.norm2 sur ce résultat, et renvoyez-le. Donnez training= aux dropouts.
+        #   Doc : https://keras.io/examples/generative/text_generation_with_miniature_gpt/
         mask = causal_attention_mask(tf.shape(inputs)[1])[None]  # the same mask for every sequence of the batch
         attended = self.attention(inputs, inputs, attention_mask=mask)
         out1 = self.norm1(inputs + self.dropout1(attended, training=training))
@@ -79,7 +92,13 @@ class TransformerBlock(layers.Layer):
 
 def create_model(vocab_size: int, config: Config) -> tf.keras.Model:
     """Embedding -> `mini_layers` transformer blocks -> Dense scores over the vocabulary (the logits)."""
-    # BEGIN SOLUTION 6.3: avec l'API fonctionnelle : inputs = layers.Input(shape=(None,), dtype="int32") ; x = TokenAndPositionEmbedding(config.mini_seq_len, vocab_size, config.mini_embed_dim)(inputs) ; config.mini_layers fois x = TransformerBlock(config.mini_embed_dim, config.mini_heads, config.mini_ff_dim, config.mini_dropout)(x) ; outputs = layers.Dense(vocab_size)(x) ; compilez tf.keras.Model(inputs, outputs) avec tf.keras.optimizers.Adam(config.mini_learning_rate) et tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True), puis renvoyez-le.
+    # BEGIN SOLUTION 6.3: avec l'API fonctionnelle de Keras : une entrée de longueur quelconque d'identifiants
+    #   entiers, puis TokenAndPositionEmbedding (config.mini_seq_len, vocab_size, config.mini_embed_dim), puis
+    #   config.mini_layers blocs TransformerBlock (largeur, têtes, feed-forward, dropout : les réglages mini_* de
+    #   config), puis une couche Dense qui donne un score par mot du vocabulaire. Faites-en un tf.keras.Model,
+    #   compilez-le avec l'optimiseur Adam (taux config.mini_learning_rate) et l'entropie croisée « sparse »
+    #   calculée sur des logits, puis renvoyez-le.
+    #   Doc : https://keras.io/guides/functional_api/
     inputs = layers.Input(shape=(None,), dtype="int32")
     x = TokenAndPositionEmbedding(config.mini_seq_len, vocab_size, config.mini_embed_dim)(inputs)
     for _ in range(config.mini_layers):
@@ -100,7 +119,12 @@ def create_model(vocab_size: int, config: Config) -> tf.keras.Model:
 def sample_next(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0, top_k: int = 0,
                 top_p: float = 1.0) -> int:
     """The next token id; temperature 0 means greedy."""
-    # BEGIN SOLUTION 6.4: si temperature == 0, renvoyez l'indice du plus grand logit (np.argmax). Sinon divisez les logits par la température ; si top_k > 0, mettez à -inf tout logit plus petit que le k-ième plus grand ; si top_p < 1, triez les probabilités (softmax) par ordre décroissant et gardez les jetons dont la masse des jetons mieux classés est < top_p (le premier toujours) ; enfin tirez un indice avec rng.choice selon les probabilités restantes.
+    # BEGIN SOLUTION 6.4: température 0 : renvoyez l'indice du plus grand logit (glouton). Sinon : divisez les
+    #   logits par la température ; avec top_k > 0, écartez (-inf) tout logit plus petit que le k-ième plus grand ;
+    #   passez en probabilités (softmax, en soustrayant d'abord le maximum) ; avec top_p < 1, gardez, dans l'ordre
+    #   décroissant, les jetons tant que la masse des mieux classés reste sous top_p (le premier toujours), et
+    #   renormalisez ; enfin tirez un indice au hasard selon ces probabilités (rng.choice, argument p).
+    #   Doc : https://numpy.org/doc/stable/reference/random/generated/numpy.random.Generator.choice.html
     if temperature == 0:
         return int(np.argmax(logits))
     logits = np.asarray(logits, dtype=np.float64) / temperature
@@ -129,28 +153,28 @@ def _extra_flags(parser: argparse.ArgumentParser) -> None:
 
 @friendly_errors
 def main(argv: list[str] | None = None) -> dict:
-    config, flags = parse_args(__doc__.splitlines()[0], argv, extra=_extra_flags)
+    config, flags = parse_args(__doc__, argv, step=6, extra=_extra_flags)
     tf.keras.utils.set_random_seed(config.seed)
     train_texts, validation_texts = minigpt.load_texts(config, flags.text_file, flags.text_folder)
     vocabulary = minigpt.build_vocabulary(config.mini_tokens, train_texts, config.mini_vocab_size)
     train_ids = minigpt.encode_all(vocabulary, train_texts)
     validation_ids = minigpt.encode_all(vocabulary, validation_texts)
-    print(f"{config.mini_tokens} tokens: vocabulary of {len(vocabulary.tokens):,}; {len(train_ids):,} training and "
-          f"{len(validation_ids):,} validation tokens")
+    print(f"Jetons « {config.mini_tokens} » : vocabulaire de {len(vocabulary.tokens):,} ; {len(train_ids):,} jetons "
+          f"d'entraînement et {len(validation_ids):,} de validation")
 
     model = create_model(len(vocabulary.tokens), config)
     model.summary()
     train = minigpt.windows(train_ids, config.mini_seq_len, config.mini_batch_size, shuffle=True, seed=config.seed)
     validation = minigpt.windows(validation_ids, config.mini_seq_len, config.mini_batch_size, shuffle=False)
     sampler = minigpt.TextGenerator(flags.prompt, vocabulary,
-                                    lambda logits, rng: sample_next(logits, rng, temperature=0.8, top_k=40),
+                                    lambda logits, rng: sample_next(logits, rng, config.temperature, config.top_k, config.top_p),
                                     config.mini_seq_len, every=flags.sample_every, seed=config.seed)
     history = model.fit(train.repeat(), validation_data=validation, epochs=config.mini_epochs,
                         steps_per_epoch=config.mini_steps_per_epoch or None, callbacks=[sampler])
 
     characters = len("\n\n".join(validation_texts))
     bpc = minigpt.bits_per_character(model, validation_ids, characters, config.mini_seq_len)
-    print(f"Validation: {bpc:.3f} bits per character")
+    print(f"Validation : {bpc:.3f} bits par caractère")
     steps = config.mini_steps_per_epoch or len(train)
     epochs = [{"epoch": e + 1, "step": (e + 1) * steps, "loss": history.history["loss"][e],
                "val_loss": history.history["val_loss"][e]} for e in history.epoch]
@@ -158,8 +182,8 @@ def main(argv: list[str] | None = None) -> dict:
                "epochs": epochs, "samples": sampler.texts}
     folder = minigpt.save(model, vocabulary, config.mini_gpt_dir, metrics)
     plots.plot_losses([{"step": e["step"], "loss": e["loss"]} for e in epochs], epochs, folder / "loss.png",
-                      validation_label="validation (per epoch)")
-    print(f"Saved to {folder}; the web page (step 5) now offers it as a second model.")
+                      validation_label="validation (par époque)")
+    print(f"Enregistré dans {folder} ; la page web (étape 5) le propose maintenant comme second modèle.")
     return metrics
 
 

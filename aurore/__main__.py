@@ -35,12 +35,12 @@ def _download_model(args: argparse.Namespace) -> int:
 
 
 def _perplexity(args: argparse.Namespace) -> int:
+    from aurore.evaluation import evaluate_perplexity
     from aurore.generation import choose_model
-    from aurore.training import evaluate_perplexity
 
     config = settings.from_namespace(args)
-    name = args.model or choose_model(config)[0]
-    print(f"Perplexity of {name} on the held-out book: {evaluate_perplexity(name, config):.2f}")
+    name = args.model or choose_model(config).folder
+    print(f"Perplexité de {name} sur La Mare au diable : {evaluate_perplexity(name, config):.2f}")
     return 0
 
 
@@ -67,6 +67,10 @@ COMMANDS = {
 }
 
 
+# The settings each command reads, by the steps that share them (None: all).
+COMMAND_STEPS = {"config": None, "build-standin": (1,), "download-model": (2,), "perplexity": (2, 3)}
+
+
 @friendly_errors
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aurore", description=__doc__)
@@ -87,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--check", action="store_true", help="only report exercise files out of date")
         if name == "perplexity":
             sub.add_argument("model", nargs="?", help="model folder or hub id (default: fine-tuned, else base)")
-        if name in ("config", "build-standin", "download-model", "perplexity"):
-            settings.add_arguments(sub)
+        if name in COMMAND_STEPS:
+            settings.add_arguments(sub, COMMAND_STEPS[name])
     args = parser.parse_args(argv)
     return args.function(args)
 

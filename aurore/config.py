@@ -14,7 +14,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ENV_PREFIX = "AURORE_"
@@ -30,62 +30,65 @@ PROFILES = {
 }
 
 
+ALL_STEPS = (1, 2, 3, 4, 5, 6)
+
+
+def setting(default, help: str, steps: tuple[int, ...]):
+    """A Config field: its default, its help line, and the steps whose command line offers it."""
+    return field(default=default, metadata={"help": help, "steps": steps})
+
+
 @dataclass
 class Config:
     # -- where things live ------------------------------------------------------------------------
-    workdir: Path = field(default=PACKAGE_DIR, metadata={"help": "folder holding data/ and models/"})
-    gutenberg_mirror: str = field(
-        default="", metadata={"help": "folder or file://, http(s):// base holding pg<ID>.txt; empty = gutenberg.org"}
-    )
-    base_model: str = field(default=HUB_BASE_MODEL, metadata={"help": "hub id or local folder of the base GPT-2"})
+    workdir: Path = setting(PACKAGE_DIR, "folder holding data/ and models/", ALL_STEPS)
+    gutenberg_mirror: str = setting(
+        "", "folder or file://, http(s):// base holding pg<ID>.txt; empty = gutenberg.org", (1,))
+    base_model: str = setting(HUB_BASE_MODEL, "hub id or local folder of the base GPT-2", (2, 3, 4, 5))
+    seed: int = setting(42, "random seed for shuffling, init and sampling", (1, 3, 4, 5, 6))
 
     # -- step 1: the books --------------------------------------------------------------------------
-    train_books: tuple[int, ...] = field(
-        default=(39738, 34204, 13380, 37989), metadata={"help": "Gutenberg ids of the training books"}
-    )
-    test_books: tuple[int, ...] = field(default=(23582,), metadata={"help": "Gutenberg ids of the held-out books"})
-    download_timeout: float = field(default=15.0, metadata={"help": "seconds before a download gives up"})
-    min_words: int = field(default=3, metadata={"help": "sentences with fewer words are dropped"})
+    train_books: tuple[int, ...] = setting((39738, 34204, 13380, 37989), "Gutenberg ids of the training books", (1,))
+    test_books: tuple[int, ...] = setting((23582,), "Gutenberg ids of the held-out books", (1,))
+    download_timeout: float = setting(15.0, "seconds before a download gives up", (1,))
+    min_words: int = setting(3, "sentences with fewer words are dropped", (1,))
 
     # -- step 2: tokenization -----------------------------------------------------------------------
-    block_size: int = field(default=128, metadata={"help": "tokens per training example"})
-    tokenizer_vocab_size: int = field(default=52_000, metadata={"help": "vocabulary of the bonus tokenizer"})
+    block_size: int = setting(128, "tokens per training example", (2, 3))
+    tokenizer_vocab_size: int = setting(52_000, "vocabulary of the bonus tokenizer", (2,))
 
     # -- step 3: training ---------------------------------------------------------------------------
-    epochs: int = field(default=1, metadata={"help": "passes over the training books"})
-    batch_size: int = field(default=4, metadata={"help": "examples per step"})
-    learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate of AdamW"})
-    warmup_ratio: float = field(default=0.1, metadata={"help": "share of steps spent warming up"})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
-    max_steps: int = field(
-        default=200, metadata={"help": "cap on training steps, shared among the epochs (0 = full epochs)"}
-    )
-    save_every: int = field(default=100, metadata={"help": "save a checkpoint every N steps (0 = epoch ends only)"})
-    keep_checkpoints: int = field(default=3, metadata={"help": "how many checkpoints to keep"})
-    seed: int = field(default=42, metadata={"help": "random seed for shuffling, init and sampling"})
-    profile: str = field(default="auto", metadata={"help": "training profile: laptop, full, or auto (laptop without GPU)"})
-    train_top_blocks: int = field(default=2, metadata={"help": "laptop profile: top transformer blocks that learn"})
-    time_budget: str = field(default="", metadata={"help": "stop training after this long, e.g. 5m (checkpoint saved)"})
+    epochs: int = setting(1, "passes over the training books", (3,))
+    batch_size: int = setting(4, "examples per step", (3,))
+    learning_rate: float = setting(5e-5, "peak learning rate of AdamW", (3,))
+    warmup_ratio: float = setting(0.1, "share of steps spent warming up", (3,))
+    weight_decay: float = setting(0.01, "AdamW weight decay", (3,))
+    max_steps: int = setting(200, "cap on training steps, shared among the epochs (0 = full epochs)", (3,))
+    save_every: int = setting(100, "save a checkpoint every N steps (0 = epoch ends only)", (3,))
+    keep_checkpoints: int = setting(3, "how many checkpoints to keep per run", (3,))
+    profile: str = setting("auto", "training profile: laptop, full, or auto (laptop without GPU)", (3,))
+    train_top_blocks: int = setting(2, "laptop profile: top transformer blocks that learn", (3,))
+    time_budget: str = setting("", "stop training after this long, e.g. 5m (checkpoint saved)", (3,))
 
-    # -- step 4: generation -------------------------------------------------------------------------
-    max_new_tokens: int = field(default=60, metadata={"help": "tokens generated per text"})
-    temperature: float = field(default=0.9, metadata={"help": "sampling temperature"})
-    top_k: int = field(default=50, metadata={"help": "sample among the k likeliest tokens (0 = off)"})
-    top_p: float = field(default=0.95, metadata={"help": "sample within this probability mass (1.0 = off)"})
+    # -- steps 4, 5 and 6: sampling (the one source of the sampling defaults) -------------------------
+    max_new_tokens: int = setting(60, "tokens generated per text", (4, 5))
+    temperature: float = setting(0.9, "sampling temperature", (4, 5, 6))
+    top_k: int = setting(50, "sample among the k likeliest tokens (0 = off)", (4, 5, 6))
+    top_p: float = setting(0.95, "sample within this probability mass (1.0 = off)", (4, 5, 6))
 
     # -- step 6: a miniature GPT from scratch -----------------------------------------------------------------
-    mini_tokens: str = field(default="char", metadata={"help": "char or word tokens for the from-scratch model"})
-    mini_vocab_size: int = field(default=10_000, metadata={"help": "word vocabulary size ([UNK] for the rest)"})
-    mini_seq_len: int = field(default=128, metadata={"help": "tokens the from-scratch model sees at once"})
-    mini_embed_dim: int = field(default=128, metadata={"help": "embedding width"})
-    mini_heads: int = field(default=4, metadata={"help": "attention heads per block"})
-    mini_layers: int = field(default=2, metadata={"help": "transformer blocks"})
-    mini_ff_dim: int = field(default=256, metadata={"help": "feed-forward width"})
-    mini_dropout: float = field(default=0.1, metadata={"help": "dropout rate"})
-    mini_epochs: int = field(default=5, metadata={"help": "training epochs"})
-    mini_batch_size: int = field(default=64, metadata={"help": "windows per step"})
-    mini_learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
-    mini_steps_per_epoch: int = field(default=200, metadata={"help": "steps per epoch (0 = whole corpus)"})
+    mini_tokens: str = setting("char", "char or word tokens for the from-scratch model", (6,))
+    mini_vocab_size: int = setting(10_000, "word vocabulary size ([UNK] for the rest)", (6,))
+    mini_seq_len: int = setting(128, "tokens the from-scratch model sees at once", (6,))
+    mini_embed_dim: int = setting(128, "embedding width", (6,))
+    mini_heads: int = setting(4, "attention heads per block", (6,))
+    mini_layers: int = setting(2, "transformer blocks", (6,))
+    mini_ff_dim: int = setting(256, "feed-forward width", (6,))
+    mini_dropout: float = setting(0.1, "dropout rate", (6,))
+    mini_epochs: int = setting(5, "training epochs", (6,))
+    mini_batch_size: int = setting(64, "windows per step", (6,))
+    mini_learning_rate: float = setting(1e-3, "Adam learning rate", (6,))
+    mini_steps_per_epoch: int = setting(200, "steps per epoch (0 = whole corpus)", (6,))
 
     # -- derived paths: one definition each -----------------------------------------------------
     @property
@@ -165,14 +168,16 @@ def _parse(value: str, like: object, name: str) -> object:
         ) from None
 
 
-def settings() -> list[dataclasses.Field]:
-    return list(fields(Config))
+def settings(steps: Iterable[int] | None = None) -> list[dataclasses.Field]:
+    """Every setting, or those read by any of `steps`."""
+    wanted = set(ALL_STEPS if steps is None else steps)
+    return [f for f in fields(Config) if wanted & set(f.metadata["steps"])]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add one `--flag` per setting; the help shows the environment variable too."""
+def add_arguments(parser: argparse.ArgumentParser, steps: Iterable[int] | None = None) -> argparse.ArgumentParser:
+    """Add one `--flag` per setting read by `steps` (all by default); the help shows the environment variable."""
     group = parser.add_argument_group("settings (flag, or environment variable)")
-    for f in settings():
+    for f in settings(steps):
         group.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
@@ -196,12 +201,17 @@ def from_namespace(namespace: argparse.Namespace | None = None, environ: dict | 
     return Config(**values)
 
 
-def parse_args(description: str, argv: Sequence[str] | None = None, extra=None) -> tuple[Config, argparse.Namespace]:
-    """The standard command line of a workshop step. `extra(parser)` adds step-specific flags."""
-    parser = argparse.ArgumentParser(description=description)
+def parse_args(doc: str, argv: Sequence[str] | None = None, step: int | None = None,
+               extra: Callable[[argparse.ArgumentParser], None] | None = None) -> tuple[Config, argparse.Namespace]:
+    """The command line of a workshop step: the settings it reads, plus `extra(parser)`'s own flags.
+
+    `doc` is the script's docstring (its first line describes the command). Settings a step does not read keep
+    their environment value or default.
+    """
+    parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
     if extra is not None:
         extra(parser)
-    add_arguments(parser)
+    add_arguments(parser, None if step is None else (step,))
     namespace = parser.parse_args(argv)
     return from_namespace(namespace), namespace
 

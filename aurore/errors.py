@@ -1,18 +1,22 @@
-"""Errors meant for people: what went wrong, and the command that fixes it."""
+"""Errors meant for people: what went wrong, and the command that fixes it (in French: participants read them)."""
 
 from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 from typing import Callable
 
-# The command each step is run with, used in messages that send the participant back to a step.
-STEP_COMMANDS = {
-    1: "python aurore/1_prepare_dataset_solution.py",
-    2: "python aurore/2_tokenize_solution.py",
-    3: "python aurore/3_train_solution.py",
-    "standin": "python -m aurore build-standin",
-}
+# The script of each step, used in messages that send the participant back to a step: their own exercise file
+# first, the solution as the fallback.
+STEP_SCRIPTS = {1: "1_prepare_dataset", 2: "2_tokenize", 3: "3_train", 4: "4_generate", 5: "5_flask", 6: "6_mini_gpt"}
+STANDIN_COMMAND = "python -m aurore build-standin"
+
+
+def step_command(step: int) -> str:
+    """`python aurore/2_tokenize.py` (ou la solution : `python aurore/2_tokenize_solution.py`)."""
+    script = STEP_SCRIPTS[step]
+    return f"`python aurore/{script}.py` (ou la solution : `python aurore/{script}_solution.py`)"
 
 
 class AuroreError(RuntimeError):
@@ -28,22 +32,39 @@ class MissingStepOutput(AuroreError):
     """A step's input is missing because an earlier step has not run (or wrote elsewhere)."""
 
     def __init__(self, thing: str, path: object, step: int | str):
+        fix = f"`{STANDIN_COMMAND}`" if step == "standin" else step_command(step)
         super().__init__(
-            f"{thing} not found at {path}.",
-            f"It is produced by step {step}: run `{STEP_COMMANDS[step]}` first "
-            "(with the same AURORE_WORKDIR if you set one).",
+            f"{thing} est introuvable : {path}.",
+            f"C'est l'étape {step} qui le produit : lancez d'abord {fix}, avec le même AURORE_WORKDIR si vous en "
+            "avez choisi un." if step != "standin" else f"Construisez-le d'abord : {fix}.",
         )
 
 
-def friendly_errors(main: Callable[[], object]) -> Callable[[], object]:
-    """Decorate a script's main(): an AuroreError prints its message, not a traceback, and exits 1."""
+def require_output(config, step: int) -> Path:
+    """The folder step `step` writes, or MissingStepOutput when it has not run: the one "did step N run?" test."""
+    folder, marker, thing = {
+        1: (config.dataset_dir, "dataset_dict.json", "Le jeu de phrases (étape 1)"),
+        2: (config.tokenized_dir, "dataset_dict.json", "Les blocs de jetons (étape 2)"),
+        3: (config.finetuned_dir, "tf_model.h5", "Le modèle affiné (étape 3)"),
+    }[step]
+    if not (Path(folder) / marker).is_file():
+        raise MissingStepOutput(thing, folder, step)
+    return Path(folder)
+
+
+def friendly_errors(main: Callable[..., object]) -> Callable[..., object]:
+    """Decorate a script's main(): an AuroreError prints its message, not a traceback, and exits 1; Ctrl-C exits
+    130 with one line."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         try:
             return main(*args, **kwargs)
         except AuroreError as error:
-            print(f"\nerror: {error}", file=sys.stderr)
+            print(f"\nerreur : {error}", file=sys.stderr)
             raise SystemExit(1) from None
+        except KeyboardInterrupt:
+            print("\nInterrompu (Ctrl-C).", file=sys.stderr)
+            raise SystemExit(130) from None
 
     return wrapper

@@ -2,11 +2,13 @@
 
 In a `N_…_solution.py`, each part the participant writes sits between two marker comments (as nbgrader does):
 
-    # BEGIN SOLUTION 1.2: <consigne en français>
+    # BEGIN SOLUTION 1.2: <consigne en français: what to achieve>
+    #   <more lines of the consigne, indented by two spaces or more: which function to look up, its doc link>
     ...the answer...
     # END SOLUTION
 
-`python -m aurore exercises` writes `N_….py` with each block replaced by its instructions and a `todo()` call
+A consigne is a hint, never the answer: a test checks that no line of the answer appears in it.
+`python -m aurore exercises` writes `N_….py` with each block replaced by its consigne and a `todo()` call
 that stops the script with a friendly message. A participant's edited exercise file is never overwritten
 without a backup.
 """
@@ -14,16 +16,21 @@ without a backup.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import itertools
 import re
 import sys
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from aurore.config import PACKAGE_DIR
 from aurore.errors import AuroreError
 
 _BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION (?P<number>[\d.]+): (?P<text>.+)$")
+_MORE = re.compile(r"^\s*#  ")  # a consigne's next lines: comments indented by two spaces or more
 _END = re.compile(r"^\s*# END SOLUTION\s*$")
 _STAMP = re.compile(r"^# exercise-hash: (\w+)$", re.MULTILINE)
 _TODO_IMPORT = "from aurore.exercises import todo"
@@ -33,15 +40,54 @@ class ExerciseNotDone(AuroreError):
     pass
 
 
+@dataclass(frozen=True)
+class Exercise:
+    number: str
+    consigne: str  # what the exercise file shows, without the comment marks
+    answer: str  # the solution's lines
+
+
+def exercises_in(source: str) -> list[Exercise]:
+    """The exercise blocks of a solution's source, in order."""
+    found: list[Exercise] = []
+    lines = source.splitlines()
+    for i, line in enumerate(lines):
+        begin = _BEGIN.match(line)
+        if not begin:
+            continue
+        end = next(j for j in range(i + 1, len(lines)) if _END.match(lines[j]))
+        more = list(itertools.takewhile(_MORE.match, lines[i + 1 : end]))
+        consigne = [begin.group("text")] + [m.strip().lstrip("#").strip() for m in more]
+        found.append(Exercise(begin.group("number"), "\n".join(consigne), "\n".join(lines[i + 1 + len(more) : end])))
+    return found
+
+
 def todo(number: str) -> None:
     """Placeholder of an exercise block: says which exercise to complete, where, instead of a traceback."""
     caller = sys._getframe(1)
     where = f"{Path(caller.f_code.co_filename).name}, fonction {caller.f_code.co_name}()"
     raise ExerciseNotDone(
         f"Exercice {number} à compléter ({where}).",
-        "Lisez la consigne au-dessus de todo(), écrivez votre code à sa place, puis vérifiez-le avec "
-        f"`python -m aurore check {number.split('.')[0]}`.",
+        f"Lisez la consigne au-dessus de todo(\"{number}\"), écrivez votre code à la place de cette ligne (supprimez-la), "
+        f"puis vérifiez-le avec `python -m aurore check {number.split('.')[0]}`.",
     )
+
+
+def load_script(path: Path) -> ModuleType:
+    """Import a numbered script by its path (its name starts with a digit, so `import` cannot)."""
+    spec = importlib.util.spec_from_file_location(f"aurore_step_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def script_for(step: int, solution: bool = False, folder: Path = PACKAGE_DIR) -> Path:
+    """The exercise file of a step (or its solution)."""
+    for path in solution_files(folder):
+        if path.name.startswith(f"{step}_"):
+            return path if solution else exercise_path(path)
+    steps = sorted(int(p.name.split("_")[0]) for p in solution_files(folder))
+    raise AuroreError(f"Il n'y a pas d'étape {step}.", f"Les étapes sont : {', '.join(map(str, steps))}.")
 
 
 def solution_files(folder: Path = PACKAGE_DIR) -> list[Path]:
@@ -53,23 +99,28 @@ def exercise_path(solution: Path) -> Path:
 
 
 def exercise_numbers(source: str) -> list[str]:
-    return [m.group("number") for m in map(_BEGIN.match, source.splitlines()) if m]
+    return [exercise.number for exercise in exercises_in(source)]
 
 
 def exercise_text(source: str, solution_name: str, keep: frozenset[str] = frozenset()) -> str:
     """The exercise file for a solution's source; blocks whose number is in `keep` stay solved."""
     out: list[str] = []
-    skipping = False
+    skipping = in_consigne = False
     for line in source.splitlines():
         begin = _BEGIN.match(line)
-        if begin and begin.group("number") not in keep:
-            indent, number = begin.group("indent"), begin.group("number")
-            lines = textwrap.wrap(f"Exercice {number} : {begin.group('text')}", 110 - len(indent))
-            out += [f"{indent}# {text}" for text in lines]
+        if in_consigne and _MORE.match(line):
+            if skipping:
+                out.append(line)  # the rest of the consigne, as written (a solved block drops it)
+            continue
+        if in_consigne and skipping:
             out.append(f'{indent}todo("{number}")')
-            skipping = True
-        elif begin:
-            continue  # a kept block: drop the marker, keep the answer
+        in_consigne = False
+        if begin:
+            indent, number = begin.group("indent"), begin.group("number")
+            skipping, in_consigne = number not in keep, True
+            if skipping:  # the consigne replaces the answer
+                lines = textwrap.wrap(f"Exercice {number} : {begin.group('text')}", 110 - len(indent))
+                out += [f"{indent}# {text}" for text in lines]
         elif _END.match(line):
             skipping = False
         elif not skipping:

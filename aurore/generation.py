@@ -1,64 +1,94 @@
-"""Text generation with a transformers pipeline, shared by step 4 and the web app (step 5).
+"""Text generation shared by step 4 (the lesson's pipeline) and the web app (step 5).
 
-Nothing is loaded at import time; `load_generator` is called once, and `generate` as often as needed.
+Nothing is loaded at import time. The sampling defaults come from `config` only: `Sampling()` is what
+AURORE_TEMPERATURE and friends say.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 from aurore import hub
 from aurore.config import Config
 from aurore.errors import AuroreError, MissingStepOutput
 
+_DEFAULTS = Config()
+STANDIN_MARKER = "aurore-standin.txt"  # written by `python -m aurore build-standin` into the stand-in's folder
 
-@dataclass
+
+@dataclass(frozen=True)
 class Sampling:
     """How to pick each next token. do_sample=False is greedy: always the likeliest token."""
 
-    max_new_tokens: int = 60
-    temperature: float = 0.9
-    top_k: int = 50
-    top_p: float = 0.95
+    max_new_tokens: int = _DEFAULTS.max_new_tokens
+    temperature: float = _DEFAULTS.temperature
+    top_k: int = _DEFAULTS.top_k
+    top_p: float = _DEFAULTS.top_p
     do_sample: bool = True
     num_return_sequences: int = 1
-    seed: int = 42
+    seed: int = _DEFAULTS.seed
 
     @classmethod
     def from_config(cls, config: Config, **overrides) -> "Sampling":
-        return cls(max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_k=config.top_k,
-                   top_p=config.top_p, seed=config.seed, **overrides)
+        return cls(**{"max_new_tokens": config.max_new_tokens, "temperature": config.temperature,
+                      "top_k": config.top_k, "top_p": config.top_p, "seed": config.seed, **overrides})
 
 
-def choose_model(config: Config, require_finetuned: bool = False) -> tuple[str, bool]:
-    """The fine-tuned model of step 3 if it exists, else the base model; and whether it is the fine-tuned one."""
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model steps 4 and 5 use: step 3's fine-tuned model when it exists, else the base model."""
+
+    name: str  # what to show: the folder or hub id
+    folder: str  # a folder of TensorFlow weights and tokenizer, for from_pretrained or pipeline
+    finetuned: bool
+    standin: bool  # built from the offline stand-in: it writes nonsense
+
+    def describe(self) -> str:
+        kind = "le modèle affiné de l'étape 3" if self.finetuned else "le modèle de BASE, non affiné (lancez l'étape 3)"
+        note = ("\n  (modèle de secours, minuscule et entraîné quelques secondes : il écrit n'importe quoi, c'est "
+                "normal ; avec le vrai GPT-2 français, le texte ressemble à du français)") if self.standin else ""
+        return f"Modèle : {kind} — {self.name}{note}"
+
+
+def is_standin(name_or_path: str | Path) -> bool:
+    return (Path(name_or_path).expanduser() / STANDIN_MARKER).is_file()
+
+
+def choose_model(config: Config, require_finetuned: bool = False) -> ModelChoice:
+    """Step 3's fine-tuned model if it exists, else the base model (converted to TensorFlow weights once)."""
+    standin = is_standin(config.base_model)
     if (Path(config.finetuned_dir) / hub.TF_WEIGHTS).is_file():
-        return str(config.finetuned_dir), True
+        return ModelChoice(str(config.finetuned_dir), str(config.finetuned_dir), True, standin)
     if require_finetuned:
-        raise MissingStepOutput("The fine-tuned model", config.finetuned_dir, 3)
-    return config.base_model, False
+        raise MissingStepOutput("Le modèle affiné", config.finetuned_dir, 3)
+    return ModelChoice(config.base_model, hub.tensorflow_folder(config.base_model, config), False, standin)
+
+
+def check_length(tokenizer, prompts: list[str], max_new_tokens: int, context: int) -> None:
+    """A prompt plus its new tokens must fit in the model's context: say so before generating."""
+    for prompt in prompts:
+        tokens = len(tokenizer(prompt)["input_ids"])
+        if tokens + max_new_tokens > context:
+            raise AuroreError(
+                f"Le début de texte {prompt[:40]!r}… ({tokens} jetons) plus les {max_new_tokens} jetons à générer "
+                f"dépassent la mémoire du modèle ({context} jetons).",
+                "Raccourcissez le texte de départ ou baissez --max-new-tokens (AURORE_MAX_NEW_TOKENS).")
 
 
 def load_generator(name_or_path: str, config: Config):
     """A text-generation pipeline on a TensorFlow model (torch-free: framework="tf", dtype=None)."""
     from transformers import pipeline
 
-    model = hub.load_causal_lm(name_or_path, config)
-    tokenizer = hub.load_tokenizer(name_or_path)
-    return pipeline("text-generation", model=model, tokenizer=tokenizer, framework="tf", dtype=None)
+    folder = hub.tensorflow_folder(name_or_path, config)
+    with hub.loading(folder):
+        return pipeline("text-generation", model=folder, tokenizer=folder, framework="tf", dtype=None)
 
 
 def generate(generator, prompt: str, sampling: Sampling) -> list[str]:
-    """Continue `prompt`; the same seed and settings give the same texts."""
-    context = generator.model.config.n_positions
-    prompt_tokens = len(generator.tokenizer(prompt)["input_ids"])
-    if prompt_tokens + sampling.max_new_tokens > context:
-        raise AuroreError(
-            f"The prompt ({prompt_tokens} tokens) plus max_new_tokens ({sampling.max_new_tokens}) exceeds the "
-            f"model's context of {context} tokens.",
-            "Shorten the prompt or lower --max-new-tokens (AURORE_MAX_NEW_TOKENS).",
-        )
+    """Continue `prompt` with the pipeline; the same seed and settings give the same texts."""
+    check_length(generator.tokenizer, [prompt], sampling.max_new_tokens, generator.model.config.n_positions)
     options = asdict(sampling)
     seed = options.pop("seed")
     if not sampling.do_sample:  # greedy has a single answer, and no use for sampling settings
@@ -67,6 +97,19 @@ def generate(generator, prompt: str, sampling: Sampling) -> list[str]:
         options["num_return_sequences"] = 1
     outputs = generator(prompt, seed=[seed, 0], pad_token_id=generator.tokenizer.eos_token_id, **options)
     return [output["generated_text"] for output in outputs]
+
+
+class Engine(Protocol):
+    """What the web app's worker needs from a model: the pipeline, the compiled decoder, or the mini-GPT."""
+
+    name: str
+
+    @property
+    def context_size(self) -> int: ...
+
+    def count_tokens(self, prompt: str) -> int: ...
+
+    def generate_batch(self, prompts: list[str], sampling: Sampling) -> list[list[str]]: ...
 
 
 class PipelineEngine:

@@ -1,17 +1,17 @@
 """Project Gutenberg plumbing: where a book lives, a cached download, and reading the file.
 
-The same code fetches from gutenberg.org or from a mirror (`AURORE_GUTENBERG_MIRROR`: a folder, a `file://`
-or an `http(s)://` base holding `pg<ID>.txt`), so a room with no network uses exactly the workshop's code path.
+The participant downloads with `tf.keras.utils.get_file`; the same call fetches from gutenberg.org or from a mirror
+(`AURORE_GUTENBERG_MIRROR`: a folder, a `file://` or an `http(s)://` base holding `pg<ID>.txt`), so a room with no
+network uses exactly the workshop's code path.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
-import shutil
-import urllib.error
-import urllib.request
+import socket
 from pathlib import Path
+from typing import Iterator
 
 from aurore.config import Config
 from aurore.errors import AuroreError
@@ -33,15 +33,15 @@ class BookFormatError(AuroreError):
 
     def __init__(self, source: str, problem: str):
         super().__init__(
-            f"{source} {problem}: it is not a complete Project Gutenberg text (truncated or wrong download?). "
-            "The file was removed from the cache.",
-            "Run the step again to download it afresh; if it fails again, check the URL or the mirror "
+            f"{source} {problem} : ce n'est pas un texte complet du Project Gutenberg (téléchargement tronqué ou "
+            "mauvais fichier ?). Le fichier a été retiré du cache.",
+            "Relancez l'étape pour le télécharger de nouveau ; si l'erreur revient, vérifiez l'adresse ou le miroir "
             "(AURORE_GUTENBERG_MIRROR).",
         )
 
 
 def book_url(book_id: int, mirror: str = "") -> str:
-    """The URL of a book on gutenberg.org, or in the mirror when one is set."""
+    """The URL of a book on gutenberg.org, or in the mirror when one is set (a folder becomes a file:// URL)."""
     if not mirror:
         return GUTENBERG_URL.format(id=book_id)
     if "://" not in mirror:  # a plain folder
@@ -49,40 +49,38 @@ def book_url(book_id: int, mirror: str = "") -> str:
     return f"{mirror.rstrip('/')}/pg{book_id}.txt"
 
 
-def download_book(book_id: int, config: Config) -> Path:
-    """Download a book once into `config.books_dir` and return its path; later calls use the cache.
+@contextlib.contextmanager
+def downloading(book_id: int, config: Config) -> Iterator[str]:
+    """Around the participant's `tf.keras.utils.get_file` call: yields the book's URL (gutenberg.org or the
+    mirror), gives the socket a time-out, and turns a failed download into one clear message.
 
-    The file is written under a temporary name and renamed when complete, so an interrupted download never
-    looks like a cached book.
+    `get_file` caches: a file already in the cache folder is returned without downloading. It removes a partial
+    file when the download fails; a file cut short by a killed process is caught later by its missing END line.
     """
-    target = config.books_dir / f"pg{book_id}.txt"
-    if target.is_file() and target.stat().st_size > 0:
-        return target
     url = book_url(book_id, config.gutenberg_mirror)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    request = urllib.request.Request(url, headers={"User-Agent": "aurore-workshop"})
+    config.books_dir.mkdir(parents=True, exist_ok=True)  # get_file falls back to /tmp when the folder is missing
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(config.download_timeout)
     try:
-        with urllib.request.urlopen(request, timeout=config.download_timeout) as response, open(partial, "wb") as out:
-            shutil.copyfileobj(response, out)
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        partial.unlink(missing_ok=True)
-        reason = getattr(error, "reason", error)
+        yield url
+    except AuroreError:
+        raise
+    except Exception as error:  # get_file turns HTTP and network errors into a plain Exception
         raise AuroreError(
-            f"Could not download Gutenberg book {book_id} from {url}: {reason}.",
-            "Check the network, or set AURORE_GUTENBERG_MIRROR to a folder (or URL) holding pg<ID>.txt files; "
-            "docs/organisers.md explains how to cache the books before the workshop.",
+            f"Impossible de télécharger le livre {book_id} depuis {url} : {str(error).splitlines()[0]}",
+            "Vérifiez le réseau, ou donnez un miroir : AURORE_GUTENBERG_MIRROR=<dossier ou URL contenant les "
+            "pg<ID>.txt> (les organisateurs le fournissent, voir docs/organisers.md).",
         ) from None
-    os.replace(partial, target)
-    return target
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
-def forget_book(path: Path) -> None:
+def forget_book(path: Path | str) -> None:
     """Remove a bad file from the download cache so the next run fetches it again."""
     Path(path).unlink(missing_ok=True)
 
 
-def read_lines(path: Path) -> list[str]:
+def read_lines(path: Path | str) -> list[str]:
     """The lines of a Gutenberg file, whatever its encoding and line endings.
 
     Files are UTF-8 (sometimes with a byte-order mark) or, for older books, ISO-8859-1.

@@ -1,8 +1,8 @@
 """Loading tokenizers and TensorFlow GPT-2 models, from the Hugging Face hub or a local folder, without torch.
 
 - A hub id (`benjamin/gpt2-wechsel-french`) or a local folder go through the same functions.
-- When the hub cannot be reached, loads use the local cache at once (`local_files_only`), instead of
-  retrying for ~46 s per file, and a miss becomes one clear message.
+- `loading(name)` wraps a participant's own `from_pretrained` call: when the hub cannot be reached, loads use
+  the local cache at once instead of retrying for ~46 s per file, and a miss becomes one clear message.
 - The hub model ships PyTorch weights as `model.safetensors`. `transformers` would need torch to read them
   (`from_pt=True`); we read them with `safetensors.numpy` and copy them into the TensorFlow model, then save
   the result once as TensorFlow weights under `models/converted/`, so later loads are direct.
@@ -10,14 +10,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import socket
+import tempfile
 import urllib.parse
 from pathlib import Path
+from typing import Iterator
 
 from aurore.config import Config
-from aurore.errors import STEP_COMMANDS, AuroreError
+from aurore.errors import STANDIN_COMMAND, AuroreError
 
 TF_WEIGHTS = "tf_model.h5"
 SAFETENSORS_WEIGHTS = "model.safetensors"
@@ -35,9 +39,23 @@ def hub_reachable(timeout: float = 2.0) -> bool:
             socket.create_connection((host, 443), timeout=timeout).close()
             _reachable = True
         except OSError:
-            print(f"note: the Hugging Face hub ({host}) is unreachable; using the local cache only.")
+            print(f"note : le hub Hugging Face ({host}) est injoignable : seul le cache local est utilisé.")
             _reachable = False
+            _use_the_cache_only()
     return _reachable
+
+
+def _use_the_cache_only() -> None:
+    """Offline mode for the rest of this process: loads read the cache at once instead of retrying for ~46 s a file.
+
+    huggingface_hub and transformers read HF_HUB_OFFLINE once, at import; both are set here too.
+    """
+    import huggingface_hub.constants
+    import transformers.utils.hub
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    huggingface_hub.constants.HF_HUB_OFFLINE = True
+    transformers.utils.hub._is_offline_mode = True
 
 
 def is_local(name_or_path: str | Path) -> bool:
@@ -49,39 +67,46 @@ def _looks_like_a_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name)
 
 
-def _hub_kwargs(name_or_path: str | Path) -> dict:
-    """Arguments for `from_pretrained`: a local folder needs none; a hub id uses the cache only when offline."""
-    return {} if is_local(name_or_path) else {"local_files_only": not hub_reachable()}
-
-
 def _explain(name: str, error: Exception) -> AuroreError:
     """Turn the many ways a load can fail into one message that says what to do."""
     if _looks_like_a_path(name):
         return AuroreError(
-            f"Model folder {name} does not exist (or holds no model).",
-            f"Point AURORE_BASE_MODEL at a folder written by `save_pretrained`, or build the offline stand-in "
-            f"with `{STEP_COMMANDS['standin']}`.",
+            f"Le dossier de modèle {name} n'existe pas (ou ne contient pas de modèle).",
+            "Donnez à AURORE_BASE_MODEL un dossier écrit par `save_pretrained`, ou construisez le modèle de secours "
+            f"hors ligne : `{STANDIN_COMMAND}` puis AURORE_BASE_MODEL=aurore/models/standin.",
         )
     if not hub_reachable():
         return AuroreError(
-            f"Model {name!r} is not in the local Hugging Face cache, and the hub cannot be reached.",
-            "Download it once while online (`python -m aurore download-model`), or work offline with the stand-in: "
-            f"`{STEP_COMMANDS['standin']}` then AURORE_BASE_MODEL=aurore/models/standin.",
+            f"Le modèle {name!r} n'est pas dans le cache Hugging Face local, et le hub est injoignable.",
+            "Téléchargez-le une fois avec le réseau (`python -m aurore download-model`), ou travaillez hors ligne avec "
+            f"le modèle de secours : `{STANDIN_COMMAND}` puis AURORE_BASE_MODEL=aurore/models/standin.",
         )
     return AuroreError(
-        f"Could not load {name!r} from the Hugging Face hub: {str(error).splitlines()[0]}",
-        "Check the model id (https://huggingface.co/models) or set AURORE_BASE_MODEL to a local folder.",
+        f"Impossible de charger {name!r} depuis le hub Hugging Face : {str(error).splitlines()[0]}",
+        "Vérifiez l'identifiant du modèle (https://huggingface.co/models) ou donnez à AURORE_BASE_MODEL un dossier local.",
     )
+
+
+@contextlib.contextmanager
+def loading(name_or_path: str | Path) -> Iterator[None]:
+    """Around a participant's `from_pretrained` call: use the cache at once when the hub is unreachable, and turn a
+    failed load (unknown id, missing folder, offline cache miss) into one message that says what to do."""
+    if not is_local(name_or_path):
+        hub_reachable()
+    try:
+        yield
+    except AuroreError:
+        raise
+    except (OSError, ValueError) as error:
+        raise _explain(str(name_or_path), error) from None
 
 
 def load_tokenizer(name_or_path: str | Path):
     """`AutoTokenizer.from_pretrained`, with a clear error when the model cannot be found."""
     from transformers import AutoTokenizer
 
-    try:
-        return AutoTokenizer.from_pretrained(str(name_or_path), **_hub_kwargs(name_or_path))
-    except (OSError, ValueError) as error:
-        raise _explain(str(name_or_path), error) from None
+    with loading(name_or_path):
+        return AutoTokenizer.from_pretrained(str(name_or_path))
 
 
 def converted_dir(name: str, config: Config) -> Path:
@@ -89,24 +114,33 @@ def converted_dir(name: str, config: Config) -> Path:
     return config.converted_models_dir / re.sub(r"[^A-Za-z0-9_.-]+", "--", name.strip("/"))
 
 
+def tensorflow_folder(name_or_path: str | Path, config: Config) -> str:
+    """A folder `TFAutoModelForCausalLM.from_pretrained` reads without torch, for a hub id or a folder.
+
+    A folder with TensorFlow weights is used as it is. A model with PyTorch safetensors only (the hub's GPT-2) is
+    converted once into `models/converted/`, and converted again when its source file changes.
+    """
+    name = str(name_or_path)
+    if (Path(name).expanduser() / TF_WEIGHTS).is_file():
+        return name
+    target = converted_dir(name, config)
+    source = Path(name).expanduser() / SAFETENSORS_WEIGHTS
+    converted = target / TF_WEIGHTS
+    if converted.is_file() and not (source.is_file() and source.stat().st_mtime > converted.stat().st_mtime):
+        return str(target)
+    with loading(name):
+        if not _convert_safetensors(name, target):  # no safetensors: the repository may hold TF weights itself
+            return name
+    return str(target)
+
+
 def load_causal_lm(name_or_path: str | Path, config: Config):
     """A `TFAutoModelForCausalLM` for a hub id or a folder, converting PyTorch safetensors once if needed."""
     from transformers import TFAutoModelForCausalLM
 
-    name = str(name_or_path)
-    if (Path(name).expanduser() / TF_WEIGHTS).is_file():
-        return TFAutoModelForCausalLM.from_pretrained(name)
-    converted = converted_dir(name, config) / TF_WEIGHTS
-    source = Path(name).expanduser() / SAFETENSORS_WEIGHTS
-    if converted.is_file() and not (source.is_file() and source.stat().st_mtime > converted.stat().st_mtime):
-        return TFAutoModelForCausalLM.from_pretrained(str(converted.parent))
-    model = _convert_safetensors(name, config)
-    if model is None:  # no safetensors: the repository may hold TensorFlow weights itself
-        try:
-            return TFAutoModelForCausalLM.from_pretrained(name, **_hub_kwargs(name))
-        except (OSError, ValueError) as error:
-            raise _explain(name, error) from None
-    return model
+    folder = tensorflow_folder(name_or_path, config)
+    with loading(folder):
+        return TFAutoModelForCausalLM.from_pretrained(folder)
 
 
 def _fetch(name: str, filename: str) -> str | None:
@@ -118,36 +152,40 @@ def _fetch(name: str, filename: str) -> str | None:
     from huggingface_hub.errors import EntryNotFoundError
 
     try:
-        return hf_hub_download(name, filename, **_hub_kwargs(name))
+        return hf_hub_download(name, filename)
     except EntryNotFoundError:
         return None
     except Exception as error:  # offline miss, unknown repository, network: all explained the same way
         raise _explain(name, error) from None
 
 
-def _convert_safetensors(name: str, config: Config):
-    """Build the TF model from its config and copy PyTorch safetensors weights into it, without torch."""
+def _convert_safetensors(name: str, target: Path) -> bool:
+    """Build the TF model from its config and copy PyTorch safetensors weights into it, without torch; save it
+    (with the tokenizer) into `target`. False when the model has no safetensors file."""
     from safetensors.numpy import load_file
-    from transformers import AutoConfig, TFAutoModelForCausalLM
+    from transformers import AutoConfig, AutoTokenizer, TFAutoModelForCausalLM
     from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
 
     weights = _fetch(name, SAFETENSORS_WEIGHTS)
     if weights is None:
-        return None
-    try:
-        model_config = AutoConfig.from_pretrained(name, **_hub_kwargs(name))
-    except (OSError, ValueError) as error:
-        raise _explain(name, error) from None
-    print(f"Converting {name} from PyTorch safetensors to TensorFlow (once)...")
-    model = TFAutoModelForCausalLM.from_config(model_config)
+        return False
+    print(f"Conversion de {name} : poids PyTorch (safetensors) -> TensorFlow (une seule fois)…")
+    model = TFAutoModelForCausalLM.from_config(AutoConfig.from_pretrained(name))
     load_pytorch_state_dict_in_tf2_model(model, load_file(weights))
-    target = converted_dir(name, config)
-    model.save_pretrained(str(target))
+    staging = Path(tempfile.mkdtemp(dir=_parent(target), prefix=f".{target.name}-"))
+    model.save_pretrained(str(staging))
     try:
-        load_tokenizer(name).save_pretrained(str(target))
-    except (AuroreError, OSError, TypeError, ValueError):
+        AutoTokenizer.from_pretrained(name).save_pretrained(str(staging))
+    except (OSError, TypeError, ValueError):
         pass  # a weights-only folder: the caller loads the tokenizer from `name`
-    return model
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)  # atomic: an interrupted conversion never looks finished
+    return True
+
+
+def _parent(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target.parent
 
 
 def save_as_pytorch_safetensors(model, folder: Path) -> Path:
@@ -165,3 +203,19 @@ def save_as_pytorch_safetensors(model, folder: Path) -> Path:
     path = Path(folder) / SAFETENSORS_WEIGHTS
     save_file(state, str(path), metadata={"format": "pt"})
     return path
+
+
+def push_to_hub(folder: Path, repo_id: str) -> str:
+    """Upload the final model folder to the hub. The token comes from HF_TOKEN or `huggingface-cli login`."""
+    from huggingface_hub import HfApi
+
+    if not hub_reachable():
+        raise AuroreError(f"Impossible d'envoyer vers {repo_id} : le hub Hugging Face est injoignable (ou HF_HUB_OFFLINE=1).",
+                          f"Le modèle est enregistré dans {folder} ; envoyez-le plus tard avec --push-to-hub, en ligne.")
+    api = HfApi(token=os.environ.get("HF_TOKEN") or None)
+    try:
+        api.create_repo(repo_id, exist_ok=True)
+        return api.upload_folder(folder_path=str(folder), repo_id=repo_id).commit_url
+    except Exception as error:  # authentication, permissions, network: one message
+        raise AuroreError(f"L'envoi vers {repo_id} a échoué : {str(error).splitlines()[0]}",
+                          "Donnez à HF_TOKEN un jeton qui a le droit d'écrire, ou lancez `huggingface-cli login`.") from None

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from aurore.config import Config
-from aurore.errors import AuroreError, MissingStepOutput
+from aurore.errors import AuroreError, require_output
 
 UNKNOWN_CHAR = "\ufffd"  # stands for characters the training text never showed
 
@@ -39,23 +39,23 @@ def load_texts(config: Config, text_file: str | None = None, text_folder: str | 
     """
     if text_file:
         if not Path(text_file).is_file():
-            raise AuroreError(f"Text file {text_file} not found.", "Give --text-file the path of a UTF-8 .txt file.")
+            raise AuroreError(f"Fichier texte introuvable : {text_file}.",
+                              "Donnez à --text-file le chemin d'un fichier .txt en UTF-8.")
         text = Path(text_file).read_text(encoding="utf-8")
         cut = int(len(text) * (1 - validation_share))
         return [text[:cut]], [text[cut:]]
     if text_folder:
         files = sorted(Path(text_folder).rglob("*.txt"))
         if len(files) < 2:
-            raise AuroreError(f"{text_folder} holds fewer than two .txt files.", "Give a folder of .txt documents.")
+            raise AuroreError(f"{text_folder} contient moins de deux fichiers .txt.",
+                              "Donnez à --text-folder un dossier de documents .txt.")
         random.Random(config.seed).shuffle(files)
         held = max(1, int(len(files) * validation_share))
         read = [f.read_text(encoding="utf-8", errors="replace") for f in files]
         return read[held:], read[:held]
     from datasets import load_from_disk
 
-    if not (config.dataset_dir / "dataset_dict.json").is_file():
-        raise MissingStepOutput("The sentence dataset", config.dataset_dir, 1)
-    dataset = load_from_disk(str(config.dataset_dir))
+    dataset = load_from_disk(str(require_output(config, 1)))
 
     def books(split) -> list[str]:
         by_book: dict[int, list[str]] = {}
@@ -127,7 +127,7 @@ VOCABULARIES = {"char": CharVocabulary, "word": WordVocabulary}
 
 def build_vocabulary(kind: str, texts: list[str], vocab_size: int):
     if kind not in VOCABULARIES:
-        raise AuroreError(f"Unknown token kind {kind!r}.", "Use --mini-tokens char or --mini-tokens word.")
+        raise AuroreError(f"Type de jetons inconnu {kind!r}.", "Utilisez --mini-tokens char ou --mini-tokens word.")
     return VOCABULARIES[kind].from_texts(texts, vocab_size)
 
 
@@ -142,8 +142,8 @@ def encode_all(vocabulary, texts: list[str]) -> np.ndarray:
 def windows(ids: np.ndarray, seq_len: int, batch_size: int, shuffle: bool, seed: int = 0) -> tf.data.Dataset:
     """(input, target) pairs: `seq_len` tokens, and the same shifted by one (the next token at each position)."""
     if len(ids) < seq_len + 2:
-        raise AuroreError(f"The text has only {len(ids)} tokens, fewer than a window of {seq_len + 1}.",
-                          "Use a longer text or a smaller --mini-seq-len.")
+        raise AuroreError(f"Le texte n'a que {len(ids)} jetons, moins qu'une fenêtre de {seq_len + 1}.",
+                          "Prenez un texte plus long ou un --mini-seq-len plus petit.")
     starts = np.arange(0, len(ids) - seq_len - 1, seq_len if not shuffle else max(1, seq_len // 2))
     data = tf.data.Dataset.from_tensor_slices(starts)
     if shuffle:
@@ -190,7 +190,7 @@ class TextGenerator(tf.keras.callbacks.Callback):
         if (epoch + 1) % self.every == 0:
             text = self.generate()
             self.texts.append(text)
-            print(f"\n[epoch {epoch + 1}] {text}\n")
+            print(f"\n[époque {epoch + 1}] {text}\n")
 
 
 # -- saving and serving ------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def plot_losses(steps: list[dict], epochs: list[dict], path: Path,
-                validation_label: str = "validation, La Mare au diable (per epoch)") -> Path:
+                validation_label: str = "validation, La Mare au diable (par époque)") -> Path:
     """Training loss per step and validation loss per epoch, as a PNG."""
     import matplotlib
 
@@ -14,12 +14,12 @@ def plot_losses(steps: list[dict], epochs: list[dict], path: Path,
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(8, 4.5))
-    axis.plot([s["step"] for s in steps], [s["loss"] for s in steps], label="train (per step)", alpha=0.7)
+    axis.plot([s["step"] for s in steps], [s["loss"] for s in steps], label="entraînement (par pas)", alpha=0.7)
     validation = [e for e in epochs if e.get("val_loss") is not None]
     if validation:
         axis.plot([e["step"] for e in validation], [e["val_loss"] for e in validation], "o-", label=validation_label)
-    axis.set_xlabel("step")
-    axis.set_ylabel("cross-entropy loss")
+    axis.set_xlabel("pas")
+    axis.set_ylabel("perte (entropie croisée)")
     axis.legend()
     axis.grid(alpha=0.3)
     figure.tight_layout()

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from aurore.config import Config
-from aurore.errors import MissingStepOutput
+from aurore.errors import require_output
 
 END_OF_TEXT = "<|endoftext|>"
 
@@ -41,14 +41,14 @@ def build_standin(config: Config, **shape: int) -> Path:
     `config.standin_dir`."""
     from datasets import load_from_disk
 
-    if not (config.dataset_dir / "dataset_dict.json").is_file():
-        raise MissingStepOutput("The sentence dataset", config.dataset_dir, 1)
     shape = {**SHAPE, **shape}
-    tokenizer = train_tokenizer(load_from_disk(str(config.dataset_dir))["train"]["text"], shape.pop("vocab_size"))
+    texts = load_from_disk(str(require_output(config, 1)))["train"]["text"]
+    tokenizer = train_tokenizer(texts, shape.pop("vocab_size"))
 
     import tensorflow as tf
     from transformers import GPT2Config, TFGPT2LMHeadModel
 
+    from aurore.generation import STANDIN_MARKER
     from aurore.hub import save_as_pytorch_safetensors
 
     eos = tokenizer.convert_tokens_to_ids(END_OF_TEXT)
@@ -64,10 +64,12 @@ def build_standin(config: Config, **shape: int) -> Path:
     model.generation_config.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     save_as_pytorch_safetensors(model, staging)
+    (staging / STANDIN_MARKER).write_text("The aurore workshop's offline stand-in: tiny, random-ish, writes nonsense.\n")
     if config.standin_dir.exists():
         shutil.rmtree(config.standin_dir)
     os.replace(staging, config.standin_dir)
-    print(f"Stand-in base model ({model.num_parameters():,} parameters, vocabulary {len(tokenizer):,}) "
-          f"saved to {config.standin_dir}")
-    print(f"Use it with: AURORE_BASE_MODEL={config.standin_dir}")
+    print(f"Modèle de secours ({model.num_parameters():,} paramètres, vocabulaire de {len(tokenizer):,} jetons) "
+          f"enregistré dans {config.standin_dir}. Il écrit n'importe quoi : il sert à faire tourner les étapes "
+          "hors ligne.")
+    print(f"Utilisez-le avec : AURORE_BASE_MODEL={config.standin_dir}")
     return config.standin_dir

@@ -1,110 +1,261 @@
-"""Training plumbing for step 3: checkpoints that survive crashes, metrics, perplexity, the loss curve.
+"""The set-up around step 3's lesson: profiles, devices, resuming a run, the plan of steps, and the final folder.
 
-Checkpoints are `save_pretrained` folders (model + tokenizer) plus the optimizer state and the step reached,
-written under a temporary name and renamed when complete: the latest checkpoint is always a whole one.
+`prepare_run` makes every decision that is not the lesson (which profile, which devices, which run to continue,
+which folder to load, the time budget) and says each one; the step file keeps load -> prepare -> compile -> fit ->
+evaluate -> save.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-import re
 import shutil
-import time
+import sys
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import tensorflow as tf
 
-from aurore.config import PROFILES
+from aurore import callbacks, hub, plots
+from aurore.checkpoints import Run, latest_run, read_state, restore_optimizer
+from aurore.config import Config
 from aurore.errors import AuroreError
 
-STATE_FILE = "trainer_state.json"
+# The settings that define a run's schedule: stored with the run, restored by --resume.
+RUN_SETTINGS = ("epochs", "max_steps", "batch_size", "block_size", "learning_rate", "warmup_ratio", "weight_decay",
+                "seed", "profile", "train_top_blocks")
 
 
-class CheckpointSaver(tf.keras.callbacks.Callback):
-    """Save model, tokenizer and optimizer every `every_steps` steps and at each epoch end; keep the last `keep`."""
+@dataclass(frozen=True)
+class Profile:
+    """How step 3 trains. laptop: a CPU run that still learns in minutes; full: every weight learns (for GPUs)."""
 
-    def __init__(self, folder: Path, tokenizer, every_steps: int = 100, keep: int = 3):
-        super().__init__()
-        self.folder, self.tokenizer, self.every_steps, self.keep = Path(folder), tokenizer, every_steps, keep
+    name: str
+    freeze: bool  # only the top `train_top_blocks` blocks learn; embeddings and lower blocks are frozen
+    block_size: int | None  # cut step 2's blocks to this many tokens (None: keep them)
+    jit_compile: bool  # one XLA program for the whole train step
+
+
+PROFILES = {
+    "laptop": Profile("laptop", freeze=True, block_size=64, jit_compile=True),
+    "full": Profile("full", freeze=False, block_size=None, jit_compile=False),
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How many steps, shared among how many epochs (each ends with a validation), and where we start."""
+
+    epochs: int
+    steps_per_epoch: int
+    total_steps: int
+    start_step: int = 0
 
     @property
-    def step(self) -> int:
-        return int(self.model.optimizer.iterations.numpy())
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.every_steps and self.step % self.every_steps == 0:
-            self.save()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.save(epoch=epoch + 1)
-
-    def save(self, epoch: int | None = None) -> Path:
-        step = self.step
-        target = self.folder / f"checkpoint-{step:06d}"
-        staging = self.folder / f".incomplete-{step:06d}"
-        shutil.rmtree(staging, ignore_errors=True)
-        self.model.save_pretrained(str(staging))
-        self.tokenizer.save_pretrained(str(staging))
-        tf.train.Checkpoint(optimizer=self.model.optimizer).write(str(staging / "optimizer" / "state"))
-        previous = read_state(target) if target.is_dir() else {}
-        state = {"step": step, "epoch": epoch if epoch is not None else previous.get("epoch"), "time": time.time()}
-        (staging / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)  # atomic: a crash before this line leaves only an .incomplete folder
-        for old in checkpoints(self.folder)[: -self.keep]:
-            shutil.rmtree(old)
-        return target
+    def initial_epoch(self) -> int:
+        return self.start_step // self.steps_per_epoch
 
 
-def checkpoints(folder: Path) -> list[Path]:
-    """Complete checkpoints, oldest first."""
-    return sorted(p for p in Path(folder).glob("checkpoint-*") if (p / STATE_FILE).is_file())
+@dataclass
+class TrainingRun:
+    """Everything step 3 decided before the lesson starts."""
+
+    config: Config  # with a resumed run's settings restored
+    strategy: tf.distribute.Strategy
+    profile: Profile
+    model_folder: str  # what TFAutoModelForCausalLM.from_pretrained loads: the base model, or the checkpoint
+    run: Run
+    resume_from: Path | None = None
+    budget: float | None = None
+    history: callbacks.StepHistory = field(default_factory=callbacks.StepHistory)
+
+    @property
+    def block_size(self) -> int:
+        return min(self.config.block_size, self.profile.block_size or self.config.block_size)
+
+    @property
+    def jit_compile(self) -> bool:
+        # Not under a multi-device strategy: XLA plus MirroredStrategy hung on two logical CPUs.
+        return self.profile.jit_compile and self.strategy.num_replicas_in_sync == 1
+
+    @property
+    def start_step(self) -> int:
+        return read_state(self.resume_from)["step"] if self.resume_from else 0
+
+    def load_tokenizer(self):
+        return hub.load_tokenizer(self.model_folder)
+
+    @property
+    def top_blocks(self) -> int:
+        """How many top blocks learn (0: every weight learns)."""
+        return self.config.train_top_blocks if self.profile.freeze else 0
+
+    def describe(self, trainable: int, total: int) -> None:
+        what = f"les {self.top_blocks} derniers blocs apprennent, le reste est gelé" if self.top_blocks else \
+            "tous les poids apprennent"
+        print(f"Profil {self.profile.name} : {what} ; blocs de {self.block_size} jetons ; XLA "
+              f"{'oui' if self.jit_compile else 'non'}\n  {trainable:,} paramètres entraînés sur {total:,} "
+              f"({100 * trainable / total:.1f} %)")
+
+    def plan(self, batches_per_epoch: int) -> Plan:
+        """--max-steps caps the run; its steps are then shared among --epochs parts, each ending with a validation."""
+        steps_per_epoch = batches_per_epoch
+        total_steps = self.config.epochs * steps_per_epoch
+        if self.config.max_steps and self.config.max_steps < total_steps:
+            total_steps = self.config.max_steps
+            steps_per_epoch = math.ceil(total_steps / self.config.epochs)
+        plan = Plan(math.ceil(total_steps / steps_per_epoch), steps_per_epoch, total_steps, self.start_step)
+        if plan.start_step >= plan.total_steps:
+            raise AuroreError(f"L'essai {self.run.name} est déjà allé jusqu'au bout : pas {plan.start_step} sur "
+                              f"{plan.total_steps}, il ne reste rien à reprendre (le modèle final n'a pas été modifié).",
+                              "Pour entraîner davantage, lancez un nouvel essai sans --resume (avec --max-steps plus grand).")
+        tokens = self.config.batch_size * self.block_size
+        print(f"\nPlan : {plan.total_steps} pas ({plan.epochs} époque(s) de {plan.steps_per_epoch}), {tokens} jetons par "
+              f"pas, {plan.total_steps * tokens:,} jetons en tout, à partir du pas {plan.start_step}")
+        return plan
+
+    def restore(self, optimizer):
+        """When resuming: AdamW's moments and step count, so the learning-rate schedule continues."""
+        if self.resume_from is not None:
+            restore_optimizer(optimizer, self.resume_from)
+        return optimizer
+
+    def callbacks(self, plan: Plan) -> list[tf.keras.callbacks.Callback]:
+        """Per-step loss, a hard stop at the last planned step, the projected duration, and the time budget."""
+        extra = [callbacks.TimeBudget(self.budget)] if self.budget else []  # the epoch ends: the saver checkpoints
+        return [self.history, callbacks.StopAtStep(plan.total_steps), callbacks.Projection(plan.total_steps,
+                                                                                              self.budget), *extra]
 
 
-def latest_checkpoint(folder: Path) -> Path | None:
-    found = checkpoints(folder)
-    return found[-1] if found else None
+def prepare_run(config: Config, resume: bool = False, strategy: str = "auto",
+                mixed_precision: bool = False) -> TrainingRun:
+    """Decide, and say, how step 3 runs: budget, precision, devices, profile, and the run to start or continue."""
+    budget = callbacks.parse_duration(config.time_budget) if config.time_budget else None  # fail fast if malformed
+    if resume:
+        config, run, checkpoint = _resumed(config)
+        folder = str(checkpoint)
+    else:
+        run, checkpoint = Run.start(config.checkpoints_dir, {k: getattr(config, k) for k in RUN_SETTINGS}), None
+        folder = hub.tensorflow_folder(config.base_model, config)
+    tf.keras.utils.set_random_seed(config.seed)
+    if mixed_precision:
+        print(f"Précision mixte : {use_mixed_precision()}")  # before the model is built, or it is ignored
+    devices = make_strategy(strategy)
+    print(f"Entraînement sur {devices.num_replicas_in_sync} appareil(s) ({type(devices).__name__})")
+    return TrainingRun(config, devices, choose_profile(config.profile), folder, run, checkpoint, budget)
 
 
-def read_state(checkpoint: Path) -> dict:
-    return json.loads((Path(checkpoint) / STATE_FILE).read_text(encoding="utf-8"))
+def _resumed(config: Config) -> tuple[Config, Run, Path]:
+    """The most recent run and its last checkpoint; the run's settings win over defaults, given ones are warned."""
+    run = latest_run(config.checkpoints_dir)
+    if run is None:
+        raise AuroreError(f"--resume : aucun point de contrôle dans {config.checkpoints_dir}.",
+                          f"Lancez un entraînement sans --resume : `python aurore/{script_name()}` (il enregistre "
+                          "des points de contrôle en cours de route).")
+    checkpoint, saved, defaults = run.latest(), run.settings, Config()
+    values = {}
+    for name in RUN_SETTINGS:
+        given = getattr(config, name)
+        if given != getattr(defaults, name) and given != saved[name]:
+            print(f"attention : --{name.replace('_', '-')} {given} remplace la valeur de l'essai ({saved[name]})")
+            values[name] = given
+        else:
+            values[name] = saved[name]
+    print(f"Reprise de l'essai {run.name} au pas {read_state(checkpoint)['step']} ({checkpoint.name}) : poids, moments "
+          "d'AdamW et compteur de pas sont restaurés ; l'époque interrompue recommence à son premier lot.")
+    return Config(**{**config.__dict__, **values}), run, checkpoint
 
 
-def restore_optimizer(model, checkpoint: Path) -> None:
-    """Restore AdamW's moments and step count; they are applied when the optimizer first runs."""
-    tf.train.Checkpoint(optimizer=model.optimizer).read(str(Path(checkpoint) / "optimizer" / "state")).expect_partial()
+def script_name() -> str:
+    """The step script the participant ran (their exercise file or the solution), for the hints we print."""
+    name = Path(sys.argv[0]).name
+    return name if name.startswith("3_") else "3_train.py"
 
 
-class StepHistory(tf.keras.callbacks.Callback):
-    """Record the training loss of every step (Keras' History keeps only epoch averages)."""
-
-    def __init__(self):
-        super().__init__()
-        self.steps: list[dict] = []
-        self.epoch_ends: list[int] = []  # the step reached at each epoch end (a time budget may end one early)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch_ends.append(int(self.model.optimizer.iterations.numpy()))
-
-    def on_train_batch_end(self, batch, logs=None):
-        optimizer = self.model.optimizer
-        step = int(optimizer.iterations.numpy())
-        rate = optimizer.learning_rate
-        rate = float(rate(step)) if callable(rate) else float(rate)  # the rate the next step will use
-        self.steps.append({"step": step, "loss": float(logs["loss"]), "next_lr": rate})
+def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
+    """auto: MirroredStrategy over several GPUs, else one device. mirrored: all GPUs, or the logical CPUs when there
+    is no GPU. multi-worker: MultiWorkerMirroredStrategy configured by TF_CONFIG. default: one device."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "default"
+    if name == "mirrored":
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    raise AuroreError(f"Stratégie inconnue {name!r}.", "Choisissez --strategy auto, default, mirrored ou multi-worker.")
 
 
-def perplexity(model, dataset) -> float:
-    """exp(mean next-token loss) on a tf.data dataset of blocks: lower is better; 1 would be a perfect model."""
-    loss = model.evaluate(dataset, verbose=0)
-    return math.exp(loss if not isinstance(loss, list) else loss[0])
+def use_mixed_precision() -> str:
+    """float16 compute with float32 weights on GPUs (bfloat16 on CPUs). Must run BEFORE the model is built."""
+    policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+    tf.keras.mixed_precision.set_global_policy(policy)
+    return policy
 
 
-def model_card(base_model: str, hyper_parameters: dict, results: dict) -> str:
-    rows = "\n".join(f"| {k} | {v} |" for k, v in hyper_parameters.items())
+def choose_profile(name: str) -> Profile:
+    """auto: `full` when a GPU is visible, else `laptop`."""
+    if name == "auto":
+        name = "full" if tf.config.list_logical_devices("GPU") else "laptop"
+    if name not in PROFILES:
+        raise AuroreError(f"Profil d'entraînement inconnu {name!r}.",
+                          "Utilisez --profile auto, laptop ou full (AURORE_PROFILE).")
+    return PROFILES[name]
+
+
+def reblock(blocks, size: int):
+    """Cut every block of a DatasetDict into pieces of `size` tokens (a shorter context is a cheaper step)."""
+    length = len(blocks["train"][0]["input_ids"])
+    if not size or size >= length:
+        return blocks
+    if length % size:
+        raise AuroreError(f"La taille de bloc {size} ne divise pas les {length} jetons des blocs de l'étape 2.",
+                          f"Choisissez un --block-size qui divise {length} (par exemple {length // 2}), ou relancez "
+                          "l'étape 2 avec cette taille.")
+
+    def cut(batch):
+        pieces = [ids[i : i + size] for ids in batch["input_ids"] for i in range(0, length, size)]
+        return {"input_ids": pieces, "labels": [list(p) for p in pieces]}
+
+    return blocks.map(cut, batched=True, remove_columns=blocks["train"].column_names, desc=f"blocs de {size}")
+
+
+def save_final(training: TrainingRun, model, tokenizer, history, perplexities: tuple[float, float]) -> dict:
+    """The folder steps 4 and 5 load: model, tokenizer, generation config, model card, metrics, loss curve.
+
+    Written under a temporary name and renamed when whole; the previous final model is kept as `.previous`.
+    """
+    config, steps = training.config, training.history
+    epochs = [{"epoch": epoch + 1, "step": steps.epoch_ends[i], **{k: float(v[i]) for k, v in history.history.items()}}
+              for i, epoch in enumerate(history.epoch)]
+    metrics = {"perplexity_before": perplexities[0], "perplexity_after": perplexities[1], "run": training.run.name,
+               "resumed_from_step": training.start_step, "steps": steps.steps, "epochs": epochs,
+               "settings": {k: getattr(config, k) for k in (*RUN_SETTINGS, "time_budget")}}
+    config.models_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=config.models_dir, prefix=".final-"))
+    try:
+        model.save_pretrained(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        model.generation_config.save_pretrained(str(staging))
+        (staging / "README.md").write_text(model_card(config.base_model, metrics), encoding="utf-8")
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+        plots.plot_losses(metrics["steps"], epochs, staging / "loss.png")
+        previous = replace_folder(staging, config.finetuned_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # interrupted before the rename: nothing half-written stays
+    print(f"Modèle final enregistré dans {config.finetuned_dir}"
+          + (f" (le précédent est dans {previous})" if previous else ""))
+    return metrics
+
+
+def model_card(base_model: str, metrics: dict) -> str:
+    rows = "\n".join(f"| {k} | {v} |" for k, v in metrics["settings"].items())
     return f"""---
 language: fr
 base_model: {base_model}
@@ -123,8 +274,8 @@ Gutenberg (Lélia, La Petite Fadette, Gabriel, Lettres d'un voyageur); validated
 
 | | perplexity |
 |---|---|
-| before fine-tuning | {results.get('perplexity_before', float('nan')):.2f} |
-| after fine-tuning | {results.get('perplexity_after', float('nan')):.2f} |
+| before fine-tuning | {metrics['perplexity_before']:.2f} |
+| after fine-tuning | {metrics['perplexity_after']:.2f} |
 """
 
 
@@ -138,176 +289,14 @@ def replace_folder(staging: Path, target: Path) -> Path | None:
     return previous if previous.exists() else None
 
 
-def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
-    """How to spread training over devices.
-
-    auto: MirroredStrategy when several GPUs are visible, else the default (one device).
-    mirrored: MirroredStrategy over all GPUs, or over the logical CPUs when there is no GPU.
-    multi-worker: MultiWorkerMirroredStrategy, configured by the TF_CONFIG variable on each host.
-    default: one device.
-    """
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "auto":
-        name = "mirrored" if len(gpus) > 1 else "default"
-    if name == "mirrored":
-        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=devices)
-    if name == "multi-worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "default":
-        return tf.distribute.get_strategy()
-    raise ValueError(f"unknown strategy {name!r}: choose auto, default, mirrored or multi-worker")
-
-
-def use_mixed_precision() -> str:
-    """float16 compute with float32 weights on GPUs (bfloat16 on CPUs). Must run BEFORE the model is built."""
-    policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
-    tf.keras.mixed_precision.set_global_policy(policy)
-    return policy
-
-
-def text_blocks(tokenizer, texts: list[str], block_size: int) -> dict[str, list[list[int]]]:
-    """Evaluation blocks for any tokenizer: the texts as one token stream, cut into `block_size` pieces."""
-    stream = tokenizer(" ".join(texts))["input_ids"]
-    blocks = [stream[i : i + block_size] for i in range(0, len(stream) - block_size + 1, block_size)]
-    return {"input_ids": blocks, "labels": blocks}
-
-
-def evaluate_perplexity(name_or_path: str, config) -> float:
-    """Perplexity of any model folder or hub id on the held-out book, tokenized with the model's own tokenizer."""
-    from datasets import Dataset, load_from_disk
-
-    from aurore import hub
-    from aurore.errors import MissingStepOutput
-
-    if not (config.dataset_dir / "dataset_dict.json").is_file():
-        raise MissingStepOutput("The sentence dataset", config.dataset_dir, 1)
-    tokenizer = hub.load_tokenizer(name_or_path)
-    model = hub.load_causal_lm(name_or_path, config)
-    model.compile(optimizer="adam")  # evaluate() needs a compiled model; the optimizer is never used
-    block_size = min(config.block_size, model.config.n_positions)
-    texts = load_from_disk(str(config.dataset_dir))["test"]["text"]
-    blocks = Dataset.from_dict(text_blocks(tokenizer, texts, block_size))
-    return perplexity(model, model.prepare_tf_dataset(blocks, batch_size=config.batch_size, shuffle=False))
-
-
-def push_to_hub(folder: Path, repo_id: str) -> str:
-    """Upload the final model folder to the hub. The token comes from HF_TOKEN or `huggingface-cli login`."""
-    from huggingface_hub import HfApi
-
-    from aurore import hub
-    from aurore.errors import AuroreError
-
-    if not hub.hub_reachable():
-        raise AuroreError(f"Cannot push to {repo_id}: the Hugging Face hub is unreachable (or HF_HUB_OFFLINE=1).",
-                          f"The model is saved in {folder}; push it later with --push-to-hub when online.")
-    api = HfApi(token=os.environ.get("HF_TOKEN") or None)
+@contextlib.contextmanager
+def interruptible(saver) -> Iterator[None]:
+    """Ctrl-C anywhere inside (perplexity, fit, final save): save a checkpoint of the model as it is, say how to
+    continue, exit 130. Every save is atomic, so nothing half-written is left behind."""
     try:
-        api.create_repo(repo_id, exist_ok=True)
-        return api.upload_folder(folder_path=str(folder), repo_id=repo_id).commit_url
-    except Exception as error:  # authentication, permissions, network: one message
-        raise AuroreError(f"Pushing to {repo_id} failed: {str(error).splitlines()[0]}",
-                          "Set HF_TOKEN to a token with write access, or run `huggingface-cli login`.") from None
-
-
-class TimeBudget(tf.keras.callbacks.Callback):
-    """Stop training once `seconds` have passed (checked after every step); `stopped_at` records the step."""
-
-    def __init__(self, seconds: float):
-        super().__init__()
-        self.seconds, self.started, self.stopped_at = seconds, None, None
-
-    def on_train_begin(self, logs=None):
-        self.started = time.monotonic()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if time.monotonic() - self.started >= self.seconds:
-            self.model.stop_training = True
-            self.stopped_at = int(self.model.optimizer.iterations.numpy())
-
-
-def parse_duration(text: str) -> float:
-    """'90', '90s', '5m', '1h30m' -> seconds."""
-    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text or "")
-    if not text or not parts or not any(parts.groups()):
-        raise AuroreError(f"Not a duration: {text!r}.", "Write seconds or units, e.g. --time-budget 300, 90s, 5m, 1h30m.")
-    hours, minutes, seconds = (float(p) if p else 0.0 for p in parts.groups())
-    return hours * 3600 + minutes * 60 + seconds
-
-
-def format_duration(seconds: float) -> str:
-    """45 -> '45 s', 113 -> '1 min 53 s', 5400 -> '1 h 30 min'."""
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-# -- training profiles -------------------------------------------------------------------------------------------
-
-def choose_profile(name: str) -> str:
-    """auto: `full` when a GPU is visible, else `laptop` (see config.PROFILES)."""
-    if name == "auto":
-        return "full" if tf.config.list_logical_devices("GPU") else "laptop"
-    if name not in PROFILES:
-        raise AuroreError(f"Unknown training profile {name!r}.", "Use --profile auto, laptop or full (AURORE_PROFILE).")
-    return name
-
-
-def freeze_lower_layers(model, train_top_blocks: int) -> tuple[int, int]:
-    """Freeze the embeddings and all but the top `train_top_blocks` blocks (0 = train everything).
-
-    Returns (trainable, total) parameter counts. GPT-2 ties its output layer to the token embeddings, so they stay
-    frozen together. Must run before `compile`.
-    """
-    transformer = model.transformer
-    if train_top_blocks:
-        transformer.wte.trainable = False
-        transformer.wpe.trainable = False
-        for block in transformer.h[: len(transformer.h) - train_top_blocks]:
-            block.trainable = False
-    count = lambda weights: int(sum(tf.size(w).numpy() for w in weights))  # noqa: E731
-    return count(model.trainable_weights), count(model.weights)
-
-
-def reblock(blocks, size: int):
-    """Cut every block of a DatasetDict into pieces of `size` tokens (a shorter context is a cheaper step)."""
-    length = len(blocks["train"][0]["input_ids"])
-    if not size or size >= length:
-        return blocks
-    if length % size:
-        raise AuroreError(f"Block size {size} does not divide the tokenized blocks' {length} tokens.",
-                          f"Use a --block-size that divides {length} (e.g. {length // 2}), or re-run step 2 with it.")
-
-    def cut(batch):
-        pieces = [ids[i : i + size] for ids in batch["input_ids"] for i in range(0, length, size)]
-        return {"input_ids": pieces, "labels": [list(p) for p in pieces]}
-
-    return blocks.map(cut, batched=True, remove_columns=blocks["train"].column_names, desc=f"blocks of {size}")
-
-
-class Projection(tf.keras.callbacks.Callback):
-    """After the first steps (the first one builds the graph), print the projected duration of the run."""
-
-    def __init__(self, total_steps: int, budget_seconds: float | None = None, measure: int = 3):
-        super().__init__()
-        self.total_steps, self.budget, self.measure = total_steps, budget_seconds, measure
-        self.times: list[float] = []
-        self.seconds_per_step: float | None = None
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.seconds_per_step is not None:
-            return
-        self.times.append(time.monotonic())
-        if len(self.times) == self.measure + 1:
-            self.seconds_per_step = (self.times[-1] - self.times[0]) / self.measure
-            left = int(self.model.optimizer.iterations.numpy())
-            remaining = (self.total_steps - left) * self.seconds_per_step
-            print(f"\n  {self.seconds_per_step:.2f} s/step: about {format_duration(remaining)} more for "
-                  f"{self.total_steps - left} steps")
-            if self.budget and remaining > self.budget:
-                fits = left + int(self.budget / self.seconds_per_step)
-                print(f"  the time budget stops the run near step {fits} of {self.total_steps}; the learning rate "
-                      f"will not have decayed to 0 (use --max-steps {fits} for a complete schedule)")
+        yield
+    except KeyboardInterrupt:
+        saved = saver.save()
+        print(f"\nInterrompu (Ctrl-C) : point de contrôle enregistré dans {saved}.\n"
+              f"Pour continuer cet essai : python aurore/{script_name()} --resume", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -1,0 +1,122 @@
+"""Checkpoints that belong to a run: nothing a participant trained is lost, and `--resume` continues the right run.
+
+    models/checkpoints/
+      run-20261126-101500/          one folder per training run (a fresh run never touches another's)
+        run.json                    its settings and start time
+        checkpoint-000020/          save_pretrained (model + tokenizer), optimizer/, trainer_state.json
+        checkpoint-000040/
+
+Every save writes a `.incomplete-…` folder and renames it when whole, so the newest checkpoint is always loadable.
+Pruning keeps the last `keep` checkpoints of the same run and never the one just written. `--resume` picks the
+most recent run by start time (not the highest step number).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import tensorflow as tf
+
+STATE_FILE = "trainer_state.json"
+RUN_FILE = "run.json"
+
+
+def optimizer_step(model) -> int:
+    """The number of optimizer steps taken so far: the step a checkpoint or a log line refers to."""
+    return int(model.optimizer.iterations.numpy())
+
+
+@dataclass
+class Run:
+    """One training run's folder of checkpoints."""
+
+    folder: Path
+
+    @classmethod
+    def start(cls, checkpoints_dir: Path, settings: dict) -> "Run":
+        """A new run folder, named by its start time (a second run in the same second gets a suffix)."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        checkpoints_dir = Path(checkpoints_dir)
+        checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", *(f"-{i}" for i in range(2, 100))):
+            try:
+                folder = checkpoints_dir / f"run-{stamp}{suffix}"
+                folder.mkdir()
+                break
+            except FileExistsError:
+                continue
+        _write_json(folder / RUN_FILE, {"started": time.time(), "settings": settings})
+        return cls(folder)
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def settings(self) -> dict:
+        return json.loads((self.folder / RUN_FILE).read_text(encoding="utf-8"))["settings"]
+
+    @property
+    def started(self) -> float:
+        return json.loads((self.folder / RUN_FILE).read_text(encoding="utf-8"))["started"]
+
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoints, oldest first."""
+        return sorted(p for p in self.folder.glob("checkpoint-*") if (p / STATE_FILE).is_file())
+
+    def latest(self) -> Path | None:
+        found = self.checkpoints()
+        return found[-1] if found else None
+
+    def save(self, model, tokenizer, keep: int, epoch: int | None = None) -> Path:
+        """Write a whole checkpoint of `model` at its current step, atomically; prune this run's older ones."""
+        step = optimizer_step(model)
+        target = self.folder / f"checkpoint-{step:06d}"
+        staging = self.folder / f".incomplete-{step:06d}"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            model.save_pretrained(str(staging))
+            tokenizer.save_pretrained(str(staging))
+            tf.train.Checkpoint(optimizer=model.optimizer).write(str(staging / "optimizer" / "state"))
+            previous = read_state(target) if target.is_dir() else {}
+            epoch = epoch if epoch is not None else previous.get("epoch")
+            _write_json(staging / STATE_FILE, {"step": step, "epoch": epoch, "time": time.time()})
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(staging, target)  # atomic: a crash before this line leaves only an .incomplete folder
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # Ctrl-C while writing: nothing half-written stays
+        others = [c for c in self.checkpoints() if c != target]  # oldest first
+        for old in others[: max(0, len(others) - (keep - 1))]:
+            shutil.rmtree(old)
+        return target
+
+
+def runs(checkpoints_dir: Path) -> list[Run]:
+    """Every run with a settings file, oldest first (by start time, not by name or step)."""
+    found = [Run(p) for p in Path(checkpoints_dir).glob("run-*") if (p / RUN_FILE).is_file()]
+    return sorted(found, key=lambda run: run.started)
+
+
+def latest_run(checkpoints_dir: Path) -> Run | None:
+    """The most recently started run that holds at least one checkpoint."""
+    with_checkpoints = [run for run in runs(checkpoints_dir) if run.latest() is not None]
+    return with_checkpoints[-1] if with_checkpoints else None
+
+
+def read_state(checkpoint: Path) -> dict:
+    return json.loads((Path(checkpoint) / STATE_FILE).read_text(encoding="utf-8"))
+
+
+def restore_optimizer(optimizer, checkpoint: Path) -> None:
+    """Restore AdamW's moments and step count into `optimizer`; they are applied as its variables are created."""
+    tf.train.Checkpoint(optimizer=optimizer).read(str(Path(checkpoint) / "optimizer" / "state")).expect_partial()
+
+
+def _write_json(path: Path, value: dict) -> None:
+    path.write_text(json.dumps(value, indent=1), encoding="utf-8")
