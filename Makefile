@@ -6,15 +6,18 @@ PY := $(VENV)/bin/python
 export TF_USE_LEGACY_KERAS := 1
 STEPS := 1_prepare_dataset 2_tokenize 3_train 4_generate 6_mini_gpt
 
-.PHONY: demo test standin exercises check-exercises clean-venv
+.PHONY: setup demo test standin exercises check-exercises clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt .ci/install.sh
 	bash .ci/install.sh $(VENV) requirements-dev.txt
 	touch $@
 
+setup: $(VENV)/.installed
+	@echo "ready: activate it with: source $(VENV)/bin/activate"
+
 demo: $(VENV)/.installed
 	@for step in $(STEPS); do echo "== $$step"; $(PY) aurore/$${step}_solution.py || exit 1; done
-	$(PY) aurore/5_flask.py
+	$(PY) aurore/5_flask_solution.py
 
 test: $(VENV)/.installed
 	$(PY) -m pytest tests $(PYTEST_ARGS)
@@ -25,6 +28,9 @@ standin: $(VENV)/.installed
 
 exercises: $(VENV)/.installed
 	$(PY) -m aurore exercises
+
+check-exercises: $(VENV)/.installed
+	$(PY) -m aurore exercises --check
 
 clean-venv:
 	rm -rf $(VENV)

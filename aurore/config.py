@@ -21,15 +21,6 @@ ENV_PREFIX = "AURORE_"
 HUB_BASE_MODEL = "benjamin/gpt2-wechsel-french"
 
 
-# Training profiles of step 3. laptop: a CPU run that still learns in minutes: the embeddings and lower blocks are
-# frozen (only the top `train_top_blocks` learn), blocks are cut to 64 tokens, the train step is XLA-compiled.
-# full: every weight learns on step 2's blocks (for GPUs).
-PROFILES = {
-    "laptop": {"freeze": True, "block_size": 64, "jit_compile": True},
-    "full": {"freeze": False, "block_size": 0, "jit_compile": False},
-}
-
-
 ALL_STEPS = (1, 2, 3, 4, 5, 6)
 
 

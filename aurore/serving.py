@@ -13,6 +13,7 @@ instead of batches of 8). A lone client never waits.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import deque
@@ -24,6 +25,12 @@ from aurore.generation import Sampling
 
 
 BATCH_WINDOW = 0.02  # seconds; a few loopback round trips, small next to one generate call (~0.5 s on 124M)
+
+
+def _shares_a_batch(a: Sampling, b: Sampling) -> bool:
+    """Requests with the same settings share one generate call, whatever their seeds (the page draws one per click):
+    the batch samples with its first request's seed, so a seed repeats a text only for a request served alone."""
+    return dataclasses.replace(a, seed=0) == dataclasses.replace(b, seed=0)
 
 
 class ServiceBusy(RuntimeError):
@@ -73,7 +80,7 @@ class GenerationService:
             batch, others = [first], deque()
             while self._pending and len(batch) < self.max_batch:
                 job = self._pending.popleft()
-                (batch if job.sampling == first.sampling else others).append(job)
+                (batch if _shares_a_batch(job.sampling, first.sampling) else others).append(job)
             self._pending.extendleft(reversed(others))  # the rest keep their place in the queue
             self._last_batch_size = len(batch)
         return [job for job in batch if job.future.set_running_or_notify_cancel()]

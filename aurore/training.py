@@ -209,6 +209,10 @@ def choose_profile(name: str) -> Profile:
     return PROFILES[name]
 
 
+def count_parameters(weights) -> int:
+    return int(sum(tf.size(w).numpy() for w in weights))
+
+
 def reblock(blocks, size: int):
     """Cut every block of a DatasetDict into pieces of `size` tokens (a shorter context is a cheaper step)."""
     length = len(blocks["train"][0]["input_ids"])

@@ -85,10 +85,13 @@ def serve_and_load(engine, new_tokens: int, batch_window: float, clients_list=(1
     from waitress.server import create_server
 
     from aurore import web
+    from aurore.config import PACKAGE_DIR
+    from aurore.exercises import load_script
     from aurore.serving import GenerationService
 
     service = GenerationService(engine, timeout=600, batch_window=batch_window)
-    app = web.create_app(service, web.ModelInfo("benchmark", True))
+    step5 = load_script(PACKAGE_DIR / "5_flask_solution.py")
+    app = step5.create_app(web.Models({"gpt2": web.Served(service, web.ModelInfo("benchmark", True))}))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -64,17 +64,19 @@ def measure(profile: str, steps: int, batch: int, block: int) -> dict:
     import tensorflow as tf
     from transformers import GPT2Config, TFGPT2LMHeadModel, create_optimizer
 
-    from aurore import training
-    from aurore.config import PROFILES, Config
+    from aurore.config import PACKAGE_DIR, Config
+    from aurore.exercises import load_script
+    from aurore.training import PROFILES
 
     settings = PROFILES[profile]
     tf.keras.utils.set_random_seed(0)
     model = TFGPT2LMHeadModel(GPT2Config(**SHAPE))
     model(model.dummy_inputs)
-    top_blocks = Config().train_top_blocks if settings["freeze"] else 0
-    trainable, total = training.freeze_lower_layers(model, top_blocks)
+    top_blocks = Config().train_top_blocks if settings.freeze else 0
+    step3 = load_script(PACKAGE_DIR / "3_train_solution.py")  # the lesson's own freezing
+    trainable, total = step3.freeze_lower_layers(model, top_blocks)
     optimizer, _ = create_optimizer(5e-5, num_train_steps=max(steps + 1, 10), num_warmup_steps=1)
-    model.compile(optimizer=optimizer, jit_compile=settings["jit_compile"])
+    model.compile(optimizer=optimizer, jit_compile=settings.jit_compile)
     ids = np.random.default_rng(0).integers(0, SHAPE["vocab_size"], size=(batch, block), dtype=np.int32)
     start = time.perf_counter()
     model.train_on_batch({"input_ids": ids, "labels": ids})
@@ -103,7 +105,8 @@ def main() -> None:
         profile, block, steps = args.one.split(":")
         print(json.dumps(measure(profile, int(steps), args.batch, int(block))))
         return
-    from aurore.config import PROFILES, Config
+    from aurore.config import Config
+    from aurore.training import PROFILES
 
     def run(profile: str, block: int, steps: int) -> dict:
         out = subprocess.run([sys.executable, __file__, "--one", f"{profile}:{block}:{steps}", "--batch",

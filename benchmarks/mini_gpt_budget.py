@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aurore  # noqa: E402,F401  sets TF_USE_LEGACY_KERAS before TensorFlow loads
-from aurore import minigpt, training  # noqa: E402
-from aurore.check import load_script  # noqa: E402
+from aurore import callbacks, minigpt  # noqa: E402
+from aurore.exercises import load_script  # noqa: E402
 from aurore.config import PACKAGE_DIR, from_namespace  # noqa: E402
 
 
@@ -25,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", default="5m")
     args = parser.parse_args()
-    budget = training.parse_duration(args.budget)
+    budget = callbacks.parse_duration(args.budget)
     config = from_namespace(None)
     step6 = load_script(PACKAGE_DIR / "6_mini_gpt_solution.py")
     train_texts, validation_texts = minigpt.load_texts(config)
@@ -33,7 +33,7 @@ def main() -> None:
     train_ids, validation_ids = (minigpt.encode_all(vocabulary, t) for t in (train_texts, validation_texts))
     model = step6.create_model(len(vocabulary.tokens), config)
     data = minigpt.windows(train_ids, config.mini_seq_len, config.mini_batch_size, shuffle=True, seed=config.seed)
-    stopper = training.TimeBudget(budget)
+    stopper = callbacks.TimeBudget(budget)
     start = time.perf_counter()
     model.fit(data.repeat(), epochs=10_000, steps_per_epoch=50, callbacks=[stopper], verbose=0)
     elapsed = time.perf_counter() - start

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aurore.check import load_script
+from aurore.exercises import load_script
 from aurore.config import PACKAGE_DIR, Config
 
 REPO = PACKAGE_DIR.parent

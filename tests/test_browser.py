@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from aurore.check import tiny_model_folder
+from aurore.fixtures import tiny_model_folder
 from aurore.config import Config
 from conftest import REPO
 
@@ -29,7 +29,7 @@ def server(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("browser")
     tiny_model_folder(Config(workdir=workdir).finetuned_dir)
     port = free_port()
-    process = subprocess.Popen([sys.executable, "aurore/5_flask.py", "--port", str(port)], cwd=REPO,
+    process = subprocess.Popen([sys.executable, "aurore/5_flask_solution.py", "--port", str(port)], cwd=REPO,
                                env={**os.environ, "AURORE_WORKDIR": str(workdir)},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"

@@ -3,9 +3,10 @@
 import pytest
 
 from aurore import exercises
-from aurore.check import CHECKS, grade
+from aurore.check import grade
+from aurore.checks import CHECKS
 from aurore.config import PACKAGE_DIR
-from conftest import run_script
+from conftest import REPO, run_script
 
 SOLUTIONS = exercises.solution_files()
 STEPS = sorted(CHECKS)
@@ -35,7 +36,8 @@ def test_shipped_exercises_fail_every_check_with_their_hint(step, capsys):
     assert not any(grade(exercise, step).values())
     out = capsys.readouterr().out
     for check in CHECKS[step]:
-        assert f"✘ Exercice {check.number} : pas encore fait (piste : {check.hint})" in out
+        assert f"✘ Exercice {check.number} : pas encore fait — écrivez votre code à la place de la ligne " \
+               f"todo(\"{check.number}\") (supprimez-la) (piste : {check.hint})" in out
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -52,13 +54,15 @@ def test_a_file_with_one_exercise_done_passes_exactly_that_one(step, tmp_path, c
 def test_running_an_unfinished_exercise_gives_a_friendly_message(tmp_path):
     result = run_script(["aurore/1_prepare_dataset.py"], {"AURORE_WORKDIR": str(tmp_path)})
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "Exercice 1.1 à compléter (1_prepare_dataset.py, fonction download_books())" in result.stderr
+    assert "Exercice 1.1 à compléter (1_prepare_dataset.py, fonction download_book())" in result.stderr
 
 
 def test_check_command_exit_status(tmp_path):
     assert run_script(["-m", "aurore", "check", "1", "--solution"], {}).returncode == 0
     failing = run_script(["-m", "aurore", "check", "1"], {})
     assert failing.returncode == 1 and "0/4 exercices réussis" in failing.stdout
+    missing = run_script(["-m", "aurore", "check", "9"], {})
+    assert missing.returncode == 1 and "Il n'y a pas d'étape 9" in missing.stderr
 
 
 def test_regenerating_keeps_a_participants_work(tmp_path):
@@ -72,3 +76,42 @@ def test_regenerating_keeps_a_participants_work(tmp_path):
     backups = list(tmp_path.glob("1_prepare_dataset.py.*.bak"))
     assert len(backups) == 1 and backups[0].read_text(encoding="utf-8").endswith("# my work\n")
     assert "# my work" not in exercise.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.name)
+def test_no_consigne_gives_away_a_line_of_its_answer(solution):
+    for exercise in exercises.exercises_in(solution.read_text(encoding="utf-8")):
+        code = [line.strip() for line in exercise.answer.splitlines()
+                if len(line.strip()) > 12 and not line.strip().startswith("#")]
+        assert code, exercise.number
+        for line in code:
+            assert line not in exercise.consigne, (exercise.number, line)
+
+
+def test_a_multi_line_consigne_is_shown_whole_in_the_exercise_file():
+    source = "\n".join(["from aurore import x", "def f():", "    # BEGIN SOLUTION 9.1: première ligne",
+                        "    #   deuxième ligne", "    #   Doc : https://example.org", "    return 1",
+                        "    # END SOLUTION", ""])
+    text = exercises.exercise_text(source, "9_x_solution.py")
+    assert "    # Exercice 9.1 : première ligne\n    #   deuxième ligne\n    #   Doc : https://example.org\n" \
+           '    todo("9.1")\n' in text and "return 1" not in text
+    solved = exercises.exercise_text(source, "9_x_solution.py", keep=frozenset({"9.1"}))
+    assert "    return 1" in solved and "deuxième ligne" not in solved
+
+
+def test_check_grades_the_same_under_python_O(tmp_path):
+    passing = run_script(["-O", "-m", "aurore", "check", "6", "--solution"], {})
+    assert passing.returncode == 0, passing.stdout[-2000:]
+    failing = run_script(["-O", "-m", "aurore", "check", "6"], {})
+    assert failing.returncode == 1 and "0/4 exercices réussis" in failing.stdout
+
+
+def test_a_missing_workshop_package_says_to_activate_the_venv(tmp_path):
+    result = run_script(["-c", "import aurore, nltk_is_not_there_either; import nltk"], {})
+    assert "ModuleNotFoundError" in result.stderr  # an unknown module: the usual traceback
+    blocked = tmp_path / "nltk"
+    blocked.mkdir()
+    (blocked / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'nltk'\", name='nltk')\n")
+    result = run_script(["-c", "import aurore, nltk"], {"PYTHONPATH": f"{tmp_path}:{REPO}"})
+    assert result.returncode == 1 and "source .venv/bin/activate" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -15,7 +15,7 @@ from transformers.generation.tf_logits_process import (
 )
 
 from aurore import fastgen, generation
-from aurore.check import tiny_model_folder
+from aurore.fixtures import tiny_model_folder
 from aurore.config import Config
 from conftest import REPO
 
@@ -94,7 +94,7 @@ import json
 import sys
 from pathlib import Path
 from aurore import fastgen, generation
-from aurore.check import tiny_model_folder
+from aurore.fixtures import tiny_model_folder
 from aurore.config import Config
 
 folder = tiny_model_folder(Path(sys.argv[1]) / "model")

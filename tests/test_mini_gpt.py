@@ -48,7 +48,7 @@ def test_training_on_a_small_text_lowers_the_loss_saves_and_reloads(tmp_path, ca
     assert losses[-1] < losses[0] and all("val_loss" in e for e in metrics["epochs"])
     assert 0 < metrics["bits_per_character"] < 8
     out = capsys.readouterr().out
-    assert "[epoch 1] " in out and len(metrics["samples"]) == 3  # the TextGenerator callback printed text
+    assert "[époque 1] " in out and len(metrics["samples"]) == 3  # the TextGenerator callback printed text
     folder = Config(workdir=tmp_path).mini_gpt_dir
     for name in ("model.keras", "vocabulary.json", "metrics.json", "loss.png", "serving/saved_model.pb"):
         assert (folder / name).exists(), name
@@ -138,7 +138,7 @@ def test_save_then_load_gives_identical_logits(tmp_path):
 def test_missing_corpora_are_clear_errors(tmp_path):
     from conftest import run_script
 
-    for flag, message in ((f"--text-file={tmp_path / 'none.txt'}", "not found"),
-                          (f"--text-folder={tmp_path}", "fewer than two .txt files")):
+    for flag, message in ((f"--text-file={tmp_path / 'none.txt'}", "Fichier texte introuvable"),
+                          (f"--text-folder={tmp_path}", "moins de deux fichiers .txt")):
         result = run_script(["aurore/6_mini_gpt_solution.py", "--workdir", str(tmp_path), flag], {})
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr, flag

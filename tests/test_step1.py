@@ -58,7 +58,7 @@ def test_french_dialogue_and_abbreviations_split_correctly(paragraph, expected):
 def test_a_truncated_download_is_a_clear_error_and_leaves_the_cache(tmp_path):
     path = tmp_path / "pg1.txt"
     path.write_text(synthetic_book("this").split("Le soir")[0], encoding="utf-8")  # cut before the END marker
-    with pytest.raises(gutenberg.BookFormatError, match="pg1.txt has no END marker line"):
+    with pytest.raises(gutenberg.BookFormatError, match=r"pg1.txt n'a pas de ligne de fin \(END\)"):
         step1.book_sentences(path, min_words=3)
     assert not path.exists()
 
@@ -70,7 +70,7 @@ def test_a_file_without_markers_fails_through_the_script_with_the_file_named(tmp
     result = run_script(["aurore/1_prepare_dataset_solution.py", "--train-books", "5", "--test-books", "5"],
                         {"AURORE_WORKDIR": str(tmp_path / "w"), "AURORE_GUTENBERG_MIRROR": str(mirror)})
     assert result.returncode == 1
-    assert "pg5.txt has no START marker line" in result.stderr and "Traceback" not in result.stderr
+    assert "pg5.txt n'a pas de ligne de début (START)" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "w" / "data" / "books" / "pg5.txt").exists()
 
 

@@ -33,4 +33,5 @@ def test_analyse_sentence_matches_the_tokenizer(standin):
 def test_step2_without_step1_says_which_step_to_run(tmp_path):
     result = run_script(["aurore/2_tokenize_solution.py"], {"AURORE_WORKDIR": str(tmp_path)})
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "python aurore/1_prepare_dataset_solution.py" in result.stderr
+    assert "lancez d'abord `python aurore/1_prepare_dataset.py` (ou la solution : " \
+           "`python aurore/1_prepare_dataset_solution.py`)" in result.stderr

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 from transformers import TFAutoModelForCausalLM
 
-from aurore import training
-from conftest import script
+from aurore import checkpoints, hub, training
+from conftest import run_script, script
 
 step2 = script("2_tokenize_solution")
 step3 = script("3_train_solution")
@@ -52,9 +52,9 @@ def test_the_final_folder_reloads_with_card_metrics_and_curve(trained):
 
 def test_checkpoints_are_kept_complete_and_reload(trained):
     metrics, config = trained
-    kept = training.checkpoints(config.checkpoints_dir)
-    assert [training.read_state(c)["step"] for c in kept] == [20, 24]  # every 5 steps and epoch ends, last 2 kept
-    assert not list(config.checkpoints_dir.glob(".incomplete-*"))
+    kept = checkpoints.latest_run(config.checkpoints_dir).checkpoints()
+    assert [checkpoints.read_state(c)["step"] for c in kept] == [20, 24]  # every 5 steps and epoch ends, last 2 kept
+    assert not list(config.checkpoints_dir.glob("*/.incomplete-*"))
     TFAutoModelForCausalLM.from_pretrained(str(kept[-1]))
 
 
@@ -64,7 +64,7 @@ def test_resume_continues_from_the_saved_step(tokenized, tmp_path):
     config = tokenized.__class__(workdir=tmp_path, base_model=tokenized.base_model)
     shutil.copytree(tokenized.tokenized_dir, config.tokenized_dir)
     step3.main(args(config, "--max-steps", "6", "--save-every", "4"))
-    assert training.read_state(training.latest_checkpoint(config.checkpoints_dir))["step"] == 6
+    assert checkpoints.read_state(checkpoints.latest_run(config.checkpoints_dir).latest())["step"] == 6
     # A longer plan, resumed: the optimizer restarts at step 6 and stops exactly at 10.
     metrics = step3.main(args(config, "--max-steps", "10", "--resume"))
     assert metrics["resumed_from_step"] == 6
@@ -78,17 +78,16 @@ class Boom(tf.keras.callbacks.Callback):
 
 
 def test_a_crash_mid_training_leaves_the_latest_checkpoint_loadable(tokenized, tmp_path):
-    from aurore import hub
-
     config = tokenized.__class__(workdir=tmp_path, base_model=tokenized.base_model)
     model = hub.load_causal_lm(config.base_model, config)
     model.compile(optimizer=step3.make_optimizer(20, config))
     train, test = step3.to_tf_datasets(model, step3.load_blocks(tokenized), batch_size=8)
-    saver = training.CheckpointSaver(config.checkpoints_dir, hub.load_tokenizer(config.base_model), every_steps=5)
+    run = checkpoints.Run.start(config.checkpoints_dir, {})
+    saver = step3.CheckpointSaver(run, hub.load_tokenizer(config.base_model), every=5, keep=3)
     with pytest.raises(RuntimeError, match="power cut"):
-        step3.train(model, train.repeat(), test, epochs=1, steps_per_epoch=20, callbacks=[saver, Boom()])
-    latest = training.latest_checkpoint(config.checkpoints_dir)
-    assert training.read_state(latest)["step"] == 5
+        step3.train(model, train.repeat(), test, training.Plan(1, 20, 20), [saver, Boom()])
+    latest = run.latest()
+    assert checkpoints.read_state(latest)["step"] == 5
     reloaded = TFAutoModelForCausalLM.from_pretrained(str(latest))
     assert reloaded.num_parameters() == model.num_parameters()
 
@@ -97,7 +96,7 @@ TWO_CPUS = """
 import sys, aurore, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from aurore.check import load_script
+from aurore.exercises import load_script
 metrics = load_script(aurore.config.PACKAGE_DIR / "3_train_solution.py").main(sys.argv[1:])
 losses = [s["loss"] for s in metrics["steps"]]
 print("LOSSES", losses[0], losses[-1], len(losses))
@@ -113,7 +112,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tokenized, tmp_path):
     shutil.copytree(tokenized.tokenized_dir, config.tokenized_dir)
     result = run_script(["-c", TWO_CPUS, *args(config, "--max-steps", "8", "--strategy", "mirrored")], {})
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "Training on 2 device(s) (MirroredStrategy)" in result.stdout
+    assert "Entraînement sur 2 appareil(s) (MirroredStrategy)" in result.stdout
     first, last, count = result.stdout.split("LOSSES")[1].split()
     assert int(count) == 8 and float(last) < float(first)
     assert (config.finetuned_dir / "tf_model.h5").is_file()
@@ -134,8 +133,8 @@ def test_push_to_hub_offline_is_a_clear_error(trained):
     from aurore.errors import AuroreError
 
     metrics, config = trained
-    with pytest.raises(AuroreError, match="hub is unreachable"):
-        training.push_to_hub(config.finetuned_dir, "someone/gpt2-george-sand")
+    with pytest.raises(AuroreError, match="hub Hugging Face est injoignable"):
+        hub.push_to_hub(config.finetuned_dir, "someone/gpt2-george-sand")
 
 
 def test_mixed_precision_is_set_before_the_model_is_built():
@@ -163,19 +162,72 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tokenized, tmp_path, m
                 raise KeyboardInterrupt
 
     real_train = step3.train
-    def interrupted(model, train_data, test_data, epochs, steps_per_epoch, callbacks, **kwargs):
-        return real_train(model, train_data, test_data, epochs, steps_per_epoch, callbacks + [CtrlC()], **kwargs)
+
+    def interrupted(model, train_data, test_data, plan, callbacks):
+        return real_train(model, train_data, test_data, plan, callbacks + [CtrlC()])
 
     monkeypatch.setattr(step3, "train", interrupted)
     with pytest.raises(SystemExit) as stopped:
         step3.main(args(config, "--max-steps", "20", "--save-every", "0"))
     assert stopped.value.code == 130
-    assert "Continue with: python aurore/3_train_solution.py --resume" in capsys.readouterr().out
-    latest = training.latest_checkpoint(config.checkpoints_dir)
-    assert training.read_state(latest)["step"] == 3
+    assert "Pour continuer cet essai : python aurore/3_train.py --resume" in capsys.readouterr().err
+    latest = checkpoints.latest_run(config.checkpoints_dir).latest()
+    assert checkpoints.read_state(latest)["step"] == 3
     TFAutoModelForCausalLM.from_pretrained(str(latest))
 
 
 def test_a_shorter_block_size_cuts_the_tokenized_blocks(tokenized, capsys):
     step3.main(args(tokenized, "--max-steps", "2", "--block-size", "16"))
-    assert "blocks of 16 tokens" in capsys.readouterr().out
+    assert "blocs de 16 jetons" in capsys.readouterr().out
+
+
+KILLED_AT_STEP_6 = """
+import os, signal, sys, aurore, tensorflow as tf
+from aurore.exercises import load_script
+step3 = load_script(aurore.config.PACKAGE_DIR / "3_train_solution.py")
+
+class PowerCut(tf.keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == 6:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+real_train = step3.train
+step3.train = lambda model, train, test, plan, callbacks: real_train(model, train, test, plan, callbacks + [PowerCut()])
+step3.main(sys.argv[1:])
+"""
+
+
+def test_a_killed_short_run_keeps_its_checkpoints_and_resume_continues_it(tokenized, tmp_path, capsys):
+    import shutil
+
+    config = tokenized.__class__(workdir=tmp_path, base_model=tokenized.base_model)
+    shutil.copytree(tokenized.tokenized_dir, config.tokenized_dir)
+    step3.main(args(config, "--max-steps", "12", "--save-every", "4"))  # a long run, finished
+    first = checkpoints.latest_run(config.checkpoints_dir)
+    killed = run_script(["-c", KILLED_AT_STEP_6, *args(config, "--max-steps", "9", "--save-every", "2",
+                                                        "--learning-rate", "1e-3")], {})
+    assert killed.returncode == -9  # SIGKILL: no handler ran
+    runs = checkpoints.runs(config.checkpoints_dir)
+    assert len(runs) == 2 and runs[0].folder == first.folder
+    assert [checkpoints.read_state(c)["step"] for c in first.checkpoints()] == [8, 12]  # the old run untouched
+    assert [checkpoints.read_state(c)["step"] for c in runs[1].checkpoints()] == [4, 6]  # the new run's own
+    capsys.readouterr()
+    metrics = step3.main(["--workdir", str(config.workdir), "--base-model", config.base_model, "--resume"])
+    out = capsys.readouterr().out
+    assert f"Reprise de l'essai {runs[1].name} au pas 6" in out
+    assert metrics["resumed_from_step"] == 6 and [s["step"] for s in metrics["steps"]] == [7, 8, 9]
+    assert metrics["settings"]["learning_rate"] == 1e-3 and metrics["settings"]["max_steps"] == 9  # its settings
+    with pytest.raises(SystemExit):  # nothing left: said, and the final model is not replaced
+        step3.main(["--workdir", str(config.workdir), "--base-model", config.base_model, "--resume"])
+    assert "est déjà allé jusqu'au bout" in capsys.readouterr().err
+
+
+def test_pruning_never_removes_the_checkpoint_just_written(tokenized, tmp_path):
+    model = hub.load_causal_lm(tokenized.base_model, tokenized)
+    model.compile(optimizer="adam")
+    run = checkpoints.Run.start(tmp_path, {})
+    tokenizer = hub.load_tokenizer(tokenized.base_model)
+    for step in (30, 10):  # a lower step after a higher one (a restarted schedule)
+        model.optimizer.iterations.assign(step)
+        written = run.save(model, tokenizer, keep=1)
+        assert written.is_dir() and run.checkpoints() == [written]

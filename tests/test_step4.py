@@ -2,7 +2,7 @@
 
 
 from aurore import generation
-from aurore.check import tiny_model_folder
+from aurore.fixtures import tiny_model_folder
 from aurore.config import Config
 from conftest import run_script, script
 
@@ -18,15 +18,16 @@ def test_the_fine_tuned_folder_is_used_and_the_same_seed_gives_the_same_text(tmp
     assert all(len(texts) == 2 and all(t.startswith(p) for t in texts) for p, texts in first.items())
     other = step4.main(argv[:-2] + ["--seed", "4", "Cette femme", "Le soir"])
     assert other != first  # the seed matters
-    assert "No fine-tuned model" not in capsys.readouterr().out
+    assert "le modèle affiné de l'étape 3" in capsys.readouterr().out
 
 
 def test_without_step3_the_base_model_is_used_and_said(tmp_path, capsys):
     base = tiny_model_folder(tmp_path / "base")
     config = Config(workdir=tmp_path / "work", base_model=str(base))
-    assert generation.choose_model(config) == (str(base), False)
+    choice = generation.choose_model(config)
+    assert (choice.name, choice.folder, choice.finetuned, choice.standin) == (str(base), str(base), False, False)
     step4.main(["--workdir", str(config.workdir), "--base-model", str(base), "--max-new-tokens", "4", "--greedy"])
-    assert "No fine-tuned model" in capsys.readouterr().out
+    assert "le modèle de BASE, non affiné (lancez l'étape 3)" in capsys.readouterr().out
 
 
 def test_greedy_generation_is_deterministic_whatever_the_seed(tmp_path):
@@ -40,7 +41,7 @@ def test_greedy_generation_is_deterministic_whatever_the_seed(tmp_path):
 def test_the_command_line_runs_offline_with_a_clear_error_when_nothing_is_there(tmp_path):
     result = run_script(["aurore/4_generate_solution.py", "Bonjour"],
                         {"AURORE_WORKDIR": str(tmp_path), "AURORE_BASE_MODEL": str(tmp_path / "none")})
-    assert result.returncode == 1 and "Traceback" not in result.stderr and "does not exist" in result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "n'existe pas" in result.stderr
 
 
 def test_a_prompt_longer_than_the_context_is_a_clear_error(tmp_path):
@@ -49,5 +50,5 @@ def test_a_prompt_longer_than_the_context_is_a_clear_error(tmp_path):
     from aurore.errors import AuroreError
 
     generator = generation.load_generator(str(tiny_model_folder(tmp_path / "m")), Config(workdir=tmp_path))
-    with pytest.raises(AuroreError, match="exceeds the model's context of 64 tokens"):
+    with pytest.raises(AuroreError, match=r"dépassent la mémoire du modèle \(64 jetons\)"):
         generation.generate(generator, "La rivière " * 30, generation.Sampling(max_new_tokens=10))

@@ -6,10 +6,18 @@ import time
 import pytest
 
 from aurore import generation, web
-from aurore.check import tiny_model_folder
+from aurore.fixtures import tiny_model_folder
 from aurore.config import Config
 from aurore.serving import GenerationService
-from conftest import script
+from conftest import run_script, script
+
+step5 = script("5_flask_solution")
+
+
+def app_for(service, info, **others):
+    """Step 5's app (the solution's routes) over the given services."""
+    served = {"gpt2": web.Served(service, info), **{k: web.Served(*v) for k, v in others.items()}}
+    return step5.create_app(web.Models(served))
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +33,7 @@ def service(engine):
 
 @pytest.fixture
 def client(service):
-    app = web.create_app(service, web.ModelInfo(name="models/gpt2-george-sand", finetuned=True))
-    return app.test_client()
+    return app_for(service, web.ModelInfo(name="models/gpt2-george-sand", finetuned=True)).test_client()
 
 
 def test_home_form_and_health(client):
@@ -41,8 +48,9 @@ def test_home_form_and_health(client):
 
 
 def test_the_page_says_when_the_model_is_not_fine_tuned(service):
-    app = web.create_app(service, web.ModelInfo(name="benjamin/gpt2-wechsel-french", finetuned=False))
-    assert "non affiné" in app.test_client().get("/generate").text
+    app = app_for(service, web.ModelInfo(name="benjamin/gpt2-wechsel-french", finetuned=False, standin=True))
+    page = app.test_client().get("/generate").text
+    assert "non affiné" in page and "modèle de secours : il écrit n&#39;importe quoi" in page
 
 
 def test_post_generate_shows_prompt_texts_and_keeps_the_settings(client):
@@ -195,7 +203,7 @@ class SlowEngine:
 
 
 def test_an_overloaded_server_answers_503_instead_of_hanging(engine):
-    app = web.create_app(GenerationService(SlowEngine(engine, 2.0), timeout=0.3), web.ModelInfo("m", True))
+    app = app_for(GenerationService(SlowEngine(engine, 2.0), timeout=0.3), web.ModelInfo("m", True))
     client = app.test_client()
     start = time.monotonic()
     api = client.post("/api/generate", json={"prompt": "Le soir", "max_new_tokens": 2})
@@ -204,14 +212,66 @@ def test_an_overloaded_server_answers_503_instead_of_hanging(engine):
     assert page.status_code == 503 and "occupé" in page.text
 
 
-def test_server_defaults_are_safe():
-    step5 = script("5_flask")
-    config, flags = step5.parse_args("x", [], extra=step5._extra_flags)
+def test_server_defaults_are_safe(service):
+    config, flags = step5.parse_args("x", [], step=5, extra=web.add_server_flags)
     assert flags.host == "127.0.0.1"
-    config, flags = step5.parse_args("x", ["--host", "0.0.0.0"], extra=step5._extra_flags)
+    config, flags = step5.parse_args("x", ["--host", "0.0.0.0"], step=5, extra=web.add_server_flags)
     assert flags.host == "0.0.0.0"
-    source = (web.__file__)
-    assert "debug=True" not in open(source).read() and "app.run(" not in open(step5.__file__).read()
+    app = app_for(service, web.ModelInfo("m", True))
+    assert not app.debug  # no Werkzeug debugger: it runs code sent by a browser
+    assert "Traceback" not in app.test_client().get("/nowhere").text
+
+
+def test_a_second_server_on_a_busy_port_fails_at_once_with_a_french_hint(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        start = time.monotonic()
+        result = run_script(["aurore/5_flask_solution.py", "--port", str(port)],
+                            {"AURORE_WORKDIR": str(tmp_path), "AURORE_BASE_MODEL": str(tmp_path / "none")})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"Le port {port} de 127.0.0.1 est déjà pris" in result.stderr and f"--port {port + 1}" in result.stderr
+    assert "n'existe pas" not in result.stderr  # checked before loading anything
+    assert time.monotonic() - start < 60
+
+
+@pytest.mark.parametrize("prompt", [None, 123, ["a"], {"text": "a"}, True])
+def test_a_prompt_that_is_not_text_is_a_400(client, prompt):
+    response = client.post("/api/generate", json={"prompt": prompt})
+    assert response.status_code == 400 and "doit être un texte" in response.get_json()["error"]
+
+
+def test_each_click_draws_a_new_seed_unless_one_is_given(client):
+    def seed_shown(data):
+        page = client.post("/generate", data={"prompt": "Le soir", "max_new_tokens": "3", **data}).text
+        return page.split('<span id="seed-used">')[1].split("<")[0]
+
+    assert len({seed_shown({}) for _ in range(3)}) == 3
+    assert seed_shown({"seed": "11"}) == seed_shown({"seed": "11"}) == "11"
+    api = client.post("/api/generate", json={"prompt": "Le soir", "max_new_tokens": 3}).get_json()
+    assert isinstance(api["seed"], int)
+
+
+def test_texts_never_show_what_a_cut_character_leaves():
+    assert web.readable("La rivi\ufffd\x07re\x1b chante\nle soir\x85") == "La rivire chante\nle soir"
+
+
+def test_texts_cut_mid_character_are_cleaned_on_the_page():
+    class CutEngine:
+        name, context_size = "cut", 64
+
+        def count_tokens(self, prompt):
+            return 1
+
+        def generate_batch(self, prompts, sampling):
+            return [[f"{p} \ufffd\x16\x17suite"] for p in prompts]
+
+    client = app_for(GenerationService(CutEngine()), web.ModelInfo("m", True)).test_client()
+    texts = client.post("/api/generate", json={"prompt": "Le soir", "num_texts": 1}).get_json()["texts"]
+    assert texts == ["Le soir suite"]
 
 
 def test_the_from_scratch_model_is_offered_as_a_second_choice(service, tmp_path):
@@ -225,8 +285,8 @@ def test_the_from_scratch_model_is_offered_as_a_second_choice(service, tmp_path)
                 "--mini-steps-per-epoch", "5", "--mini-batch-size", "8"])
     folder = Config(workdir=tmp_path).mini_gpt_dir
     mini = GenerationService(minigpt.MiniGPTEngine(folder), timeout=30)
-    app = web.create_app(service, web.ModelInfo("models/gpt2-george-sand", True),
-                         {"mini-gpt": (mini, web.ModelInfo(str(folder), False, from_scratch=True))})
+    app = app_for(service, web.ModelInfo("models/gpt2-george-sand", True),
+                  **{"mini-gpt": (mini, web.ModelInfo(str(folder), False, from_scratch=True))})
     client = app.test_client()
     form = client.get("/generate").text
     assert '<option value="gpt2" selected>' in form and '<option value="mini-gpt">' in form
