@@ -33,25 +33,19 @@ def optimizer_step(model) -> int:
 
 @dataclass
 class Run:
-    """One training run's folder of checkpoints."""
+    """One training run's folder of checkpoints, created with its first checkpoint (a run that fails before it
+    leaves nothing behind)."""
 
     folder: Path
+    new_settings: dict | None = None  # for a run not yet on disk
 
     @classmethod
     def start(cls, checkpoints_dir: Path, settings: dict) -> "Run":
-        """A new run folder, named by its start time (a second run in the same second gets a suffix)."""
+        """A new run, named by its start time (a second run in the same second gets a suffix)."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        checkpoints_dir = Path(checkpoints_dir)
-        checkpoints_dir.mkdir(parents=True, exist_ok=True)
-        for suffix in ("", *(f"-{i}" for i in range(2, 100))):
-            try:
-                folder = checkpoints_dir / f"run-{stamp}{suffix}"
-                folder.mkdir()
-                break
-            except FileExistsError:
-                continue
-        _write_json(folder / RUN_FILE, {"started": time.time(), "settings": settings})
-        return cls(folder)
+        names = (f"run-{stamp}{suffix}" for suffix in ("", *(f"-{i}" for i in range(2, 1000))))
+        folder = next(Path(checkpoints_dir) / name for name in names if not (Path(checkpoints_dir) / name).exists())
+        return cls(folder, {"started": time.time(), "settings": settings})
 
     @property
     def name(self) -> str:
@@ -75,6 +69,10 @@ class Run:
 
     def save(self, model, tokenizer, keep: int, epoch: int | None = None) -> Path:
         """Write a whole checkpoint of `model` at its current step, atomically; prune this run's older ones."""
+        if self.new_settings is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _write_json(self.folder / RUN_FILE, self.new_settings)
+            self.new_settings = None
         step = optimizer_step(model)
         target = self.folder / f"checkpoint-{step:06d}"
         staging = self.folder / f".incomplete-{step:06d}"

@@ -34,7 +34,7 @@ class MissingStepOutput(AuroreError):
     def __init__(self, thing: str, path: object, step: int | str):
         fix = f"`{STANDIN_COMMAND}`" if step == "standin" else step_command(step)
         super().__init__(
-            f"{thing} est introuvable : {path}.",
+            f"Introuvable : {thing}, attendu dans {path}.",
             f"C'est l'étape {step} qui le produit : lancez d'abord {fix}, avec le même AURORE_WORKDIR si vous en "
             "avez choisi un." if step != "standin" else f"Construisez-le d'abord : {fix}.",
         )
@@ -43,9 +43,9 @@ class MissingStepOutput(AuroreError):
 def require_output(config, step: int) -> Path:
     """The folder step `step` writes, or MissingStepOutput when it has not run: the one "did step N run?" test."""
     folder, marker, thing = {
-        1: (config.dataset_dir, "dataset_dict.json", "Le jeu de phrases (étape 1)"),
-        2: (config.tokenized_dir, "dataset_dict.json", "Les blocs de jetons (étape 2)"),
-        3: (config.finetuned_dir, "tf_model.h5", "Le modèle affiné (étape 3)"),
+        1: (config.dataset_dir, "dataset_dict.json", "le jeu de phrases de l'étape 1"),
+        2: (config.tokenized_dir, "dataset_dict.json", "les blocs de jetons de l'étape 2"),
+        3: (config.finetuned_dir, "tf_model.h5", "le modèle affiné de l'étape 3"),
     }[step]
     if not (Path(folder) / marker).is_file():
         raise MissingStepOutput(thing, folder, step)

@@ -62,7 +62,7 @@ def choose_model(config: Config, require_finetuned: bool = False) -> ModelChoice
     if (Path(config.finetuned_dir) / hub.TF_WEIGHTS).is_file():
         return ModelChoice(str(config.finetuned_dir), str(config.finetuned_dir), True, standin)
     if require_finetuned:
-        raise MissingStepOutput("Le modèle affiné", config.finetuned_dir, 3)
+        raise MissingStepOutput("le modèle affiné de l'étape 3", config.finetuned_dir, 3)
     return ModelChoice(config.base_model, hub.tensorflow_folder(config.base_model, config), False, standin)
 
 
