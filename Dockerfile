@@ -2,7 +2,7 @@
 # Run a step with your own copy of the exercises mounted (data/ and models/ are written there, so nothing is
 # lost when the container stops; the step runs as the folder's owner, whatever your UID):
 #   docker run --rm -v $PWD/aurore:/aurore text-gen python aurore/1_prepare_dataset_solution.py
-#   docker run --rm -p 127.0.0.1:8080:8080 -v $PWD/aurore:/aurore text-gen     # step 5's page on port 8080
+#   docker run --rm -p 127.0.0.1:8080:8080 -v $PWD/aurore:/aurore text-gen     # step 5's page (the solution), port 8080
 # Build with network once and bake the books and the base model in, so the room needs no network:
 #   docker build --build-arg PRELOAD=1 -t text-gen .
 # BASE: any Debian-based image with python3 3.10-3.12 (a `python` binary is not needed), e.g. a local one when
@@ -53,4 +53,5 @@ ENV AURORE_GUTENBERG_MIRROR=${PRELOAD:+/opt/aurore-cache/data/books} \
 
 EXPOSE 8080
 ENTRYPOINT ["/usr/bin/tini", "--", "/bin/sh", "/usr/local/bin/aurore-entrypoint"]
-CMD ["python", "aurore/5_flask.py", "--host", "0.0.0.0", "--port", "8080"]
+# The default command serves step 5's solution; a participant's own: ... text-gen python aurore/5_flask.py --host 0.0.0.0
+CMD ["python", "aurore/5_flask_solution.py", "--host", "0.0.0.0", "--port", "8080"]

@@ -106,6 +106,7 @@ def exercise_text(source: str, solution_name: str, keep: frozenset[str] = frozen
     """The exercise file for a solution's source; blocks whose number is in `keep` stay solved."""
     out: list[str] = []
     skipping = in_consigne = False
+    indent = number = ""
     for line in source.splitlines():
         begin = _BEGIN.match(line)
         if in_consigne and _MORE.match(line):

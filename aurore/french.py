@@ -7,11 +7,11 @@ them out in NLTK's own `punkt_tab` format, so NLTK works offline with no change 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
+
+from aurore.atomic import publish, staging_dir
 
 # Abbreviations George Sand uses that NLTK's French tables lack (lower case, no final period).
 EXTRA_ABBREVIATIONS = {"m", "mm", "mme", "mmes", "mlle", "mlles", "mgr", "dr", "st", "ste", "c.-à-d", "cf", "p", "ch"}
@@ -43,13 +43,13 @@ def install_punkt(nltk_dir: Path, language: str = "french") -> Path:
             "ortho_context.tab": "\n".join(f"{word}\t{flags}" for word, flags in sorted(model.ortho_context.items())),
         }
         lang_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=lang_dir.parent, prefix=f".{language}-"))
+        staging = staging_dir(lang_dir.parent, f".{language}-")
         for name, content in files.items():
             (staging / name).write_text(content + "\n", encoding="utf-8", newline="")
-        try:
-            os.replace(staging, lang_dir)  # atomic: a half-written table is never seen
-        except OSError:
-            shutil.rmtree(staging)  # another process installed it first
+        if lang_dir.exists():  # another process installed it meanwhile
+            shutil.rmtree(staging)
+        else:
+            publish(staging, lang_dir)  # atomic: a half-written table is never seen
     if str(nltk_dir) not in nltk.data.path:
         nltk.data.path.insert(0, str(nltk_dir))
     return lang_dir

@@ -13,13 +13,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import socket
-import tempfile
 import urllib.parse
 from pathlib import Path
 from typing import Iterator
 
+from aurore.atomic import publish, staging_dir
 from aurore.config import Config
 from aurore.errors import STANDIN_COMMAND, AuroreError
 
@@ -172,20 +171,14 @@ def _convert_safetensors(name: str, target: Path) -> bool:
     print(f"Conversion de {name} : poids PyTorch (safetensors) -> TensorFlow (une seule fois)…")
     model = TFAutoModelForCausalLM.from_config(AutoConfig.from_pretrained(name))
     load_pytorch_state_dict_in_tf2_model(model, load_file(weights))
-    staging = Path(tempfile.mkdtemp(dir=_parent(target), prefix=f".{target.name}-"))
+    staging = staging_dir(target.parent, f".{target.name}-")
     model.save_pretrained(str(staging))
     try:
         AutoTokenizer.from_pretrained(name).save_pretrained(str(staging))
     except (OSError, TypeError, ValueError):
         pass  # a weights-only folder: the caller loads the tokenizer from `name`
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)  # atomic: an interrupted conversion never looks finished
+    publish(staging, target)  # atomic: an interrupted conversion never looks finished
     return True
-
-
-def _parent(target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return target.parent
 
 
 def save_as_pytorch_safetensors(model, folder: Path) -> Path:

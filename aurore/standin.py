@@ -10,11 +10,9 @@ tokenizer). Pointing `AURORE_BASE_MODEL` at it runs every step offline in minute
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from aurore.atomic import publish, staging_dir
 from aurore.config import Config
 from aurore.errors import require_output
 
@@ -59,15 +57,13 @@ def build_standin(config: Config, **shape: int) -> Path:
 
     # Write into a fresh folder, then swap it in: a crash never leaves a half-written stand-in.
     config.models_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=config.models_dir, prefix=".standin-"))
+    staging = staging_dir(config.models_dir, ".standin-")
     model_config.save_pretrained(staging)
     model.generation_config.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     save_as_pytorch_safetensors(model, staging)
     (staging / STANDIN_MARKER).write_text("The aurore workshop's offline stand-in: tiny, random-ish, writes nonsense.\n")
-    if config.standin_dir.exists():
-        shutil.rmtree(config.standin_dir)
-    os.replace(staging, config.standin_dir)
+    publish(staging, config.standin_dir)
     print(f"Modèle de secours ({model.num_parameters():,} paramètres, vocabulaire de {len(tokenizer):,} jetons) "
           f"enregistré dans {config.standin_dir}. Il écrit n'importe quoi : il sert à faire tourner les étapes "
           "hors ligne.")

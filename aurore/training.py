@@ -10,10 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -22,6 +20,7 @@ import tensorflow as tf
 
 from aurore import callbacks, hub, plots
 from aurore.checkpoints import Run, latest_run, read_state, restore_optimizer
+from aurore.atomic import publish, staging_dir
 from aurore.config import Config
 from aurore.errors import AuroreError
 
@@ -241,8 +240,7 @@ def save_final(training: TrainingRun, model, tokenizer, history, perplexities: t
     metrics = {"perplexity_before": perplexities[0], "perplexity_after": perplexities[1], "run": training.run.name,
                "resumed_from_step": training.start_step, "steps": steps.steps, "epochs": epochs,
                "settings": {k: getattr(config, k) for k in (*RUN_SETTINGS, "time_budget")}}
-    config.models_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=config.models_dir, prefix=".final-"))
+    staging = staging_dir(config.models_dir, ".final-")
     try:
         model.save_pretrained(str(staging))
         tokenizer.save_pretrained(str(staging))
@@ -250,7 +248,7 @@ def save_final(training: TrainingRun, model, tokenizer, history, perplexities: t
         (staging / "README.md").write_text(model_card(config.base_model, metrics), encoding="utf-8")
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
         plots.plot_losses(metrics["steps"], epochs, staging / "loss.png")
-        previous = replace_folder(staging, config.finetuned_dir)
+        previous = publish(staging, config.finetuned_dir, keep_previous=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # interrupted before the rename: nothing half-written stays
     print(f"Modèle final enregistré dans {config.finetuned_dir}"
@@ -281,16 +279,6 @@ Gutenberg (Lélia, La Petite Fadette, Gabriel, Lettres d'un voyageur); validated
 | before fine-tuning | {metrics['perplexity_before']:.2f} |
 | after fine-tuning | {metrics['perplexity_after']:.2f} |
 """
-
-
-def replace_folder(staging: Path, target: Path) -> Path | None:
-    """Move `staging` to `target`; an existing `target` is kept as `<target>.previous` (one generation)."""
-    previous = target.with_name(target.name + ".previous")
-    if target.exists():
-        shutil.rmtree(previous, ignore_errors=True)
-        os.replace(target, previous)
-    os.replace(staging, target)
-    return previous if previous.exists() else None
 
 
 @contextlib.contextmanager

@@ -115,3 +115,20 @@ def test_a_missing_workshop_package_says_to_activate_the_venv(tmp_path):
     result = run_script(["-c", "import aurore, nltk"], {"PYTHONPATH": f"{tmp_path}:{REPO}"})
     assert result.returncode == 1 and "source .venv/bin/activate" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 4])
+def test_the_participant_writes_the_library_call_not_a_toolkit_helper(step):
+    solution = next(p for p in SOLUTIONS if p.name.startswith(f"{step}_"))
+    for exercise in exercises.exercises_in(solution.read_text(encoding="utf-8")):
+        for helper in ("hub.", "generation.", "gutenberg.download_book"):
+            assert helper not in exercise.answer, (exercise.number, helper)
+
+
+def test_step3_main_reads_as_the_lesson_in_at_most_40_lines():
+    import inspect
+
+    from aurore.exercises import load_script
+
+    step3 = load_script(PACKAGE_DIR / "3_train_solution.py")
+    assert len(inspect.getsource(step3.main.__wrapped__).splitlines()) <= 40

@@ -7,10 +7,14 @@ from conftest import run_script, script
 step2 = script("2_tokenize_solution")
 
 
-def test_tokenized_blocks_have_the_configured_shape(standin):
-    blocks = step2.main(["--workdir", str(standin.workdir), "--base-model", standin.base_model,
+def test_tokenized_blocks_have_the_configured_shape(standin, tmp_path):
+    import shutil
+
+    config = standin.__class__(workdir=tmp_path, base_model=standin.base_model)
+    shutil.copytree(standin.dataset_dir, config.dataset_dir)
+    blocks = step2.main(["--workdir", str(config.workdir), "--base-model", config.base_model,
                          "--block-size", "64", "--train-tokenizer", "--tokenizer-vocab-size", "800"])
-    saved = load_from_disk(str(standin.tokenized_dir))
+    saved = load_from_disk(str(config.tokenized_dir))
     for split in ("train", "test"):
         assert saved[split].num_rows == blocks[split].num_rows > 10
         assert set(saved[split].column_names) == {"input_ids", "labels"}
@@ -19,7 +23,7 @@ def test_tokenized_blocks_have_the_configured_shape(standin):
         assert saved[split]["labels"] == saved[split]["input_ids"]
     from aurore.hub import load_tokenizer
 
-    specialised = load_tokenizer(standin.tokenizer_dir)
+    specialised = load_tokenizer(config.tokenizer_dir)
     assert 256 < len(specialised) <= 800
 
 

@@ -15,9 +15,14 @@ step3 = script("3_train_solution")
 
 
 @pytest.fixture(scope="module")
-def tokenized(standin):
-    step2.main(["--workdir", str(standin.workdir), "--base-model", standin.base_model, "--block-size", "32"])
-    return standin
+def tokenized(standin, tmp_path_factory):
+    """This module's own workdir: step 1's sentences copied, step 2 run with 32-token blocks."""
+    import shutil
+
+    config = standin.__class__(workdir=tmp_path_factory.mktemp("step3"), base_model=standin.base_model)
+    shutil.copytree(standin.dataset_dir, config.dataset_dir)
+    step2.main(["--workdir", str(config.workdir), "--base-model", config.base_model, "--block-size", "32"])
+    return config
 
 
 def args(config, *extra):
