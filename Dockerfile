@@ -25,11 +25,10 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 # Same set-up as `make` and CI: the pinned requirements in a virtualenv (`python3 -m venv`). The image needs no
-# .pth pointing at the sources: PYTHONPATH=/ finds the package at /aurore.
+# editable install of the project: PYTHONPATH=/ finds the package at /aurore.
 COPY requirements.txt /opt/aurore-src/requirements.txt
 COPY .ci/install.sh /opt/aurore-src/.ci/install.sh
-RUN PIP_NO_CACHE_DIR=1 bash /opt/aurore-src/.ci/install.sh /opt/venv requirements.txt \
-    && rm "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/aurore-repo.pth"
+RUN PIP_NO_CACHE_DIR=1 INSTALL_PROJECT=0 bash /opt/aurore-src/.ci/install.sh /opt/venv requirements.txt
 
 COPY docker/entrypoint.sh /usr/local/bin/aurore-entrypoint
 # The image's own copy of the exercises (used when no folder is mounted) belongs to UID 1000.

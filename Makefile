@@ -31,7 +31,7 @@ lint: $(VENV)/.installed
 REQUIREMENTS ?= requirements.txt
 PYTHON_VERSION ?= 3.11
 wheelhouse:
-	python3 -m pip download --only-binary=:all: -r $(REQUIREMENTS) -d wheelhouse \
+	python3 -m pip download --only-binary=:all: -r $(REQUIREMENTS) setuptools wheel -d wheelhouse \
 	  $(if $(PLATFORM),--platform $(PLATFORM) --python-version $(PYTHON_VERSION))
 
 standin: $(VENV)/.installed

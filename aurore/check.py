@@ -13,7 +13,8 @@ import traceback
 from pathlib import Path
 
 import aurore  # noqa: F401  sets TF_USE_LEGACY_KERAS before TensorFlow loads
-from aurore.checks import CHECKS, Check, CheckFailed
+from aurore.checks import CHECKS
+from aurore.checks_base import Check, CheckFailed
 from aurore.errors import AuroreError
 from aurore.exercises import ExerciseNotDone, load_script, script_for
 

@@ -1,36 +1,16 @@
-"""What `python -m aurore check N` runs: each exercise on a small input whose answer is known.
-
-A check raises CheckFailed with a French message when the exercise is wrong (never a bare `assert`: the grader
-must grade the same under `python -O`).
-"""
+"""What `python -m aurore check N` runs: each exercise on a small input whose answer is known (steps 1, 2, 4 and 5
+here, the Keras training steps 3 and 6 in checks_training.py), and the table of checks per step."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
 
 from aurore import fixtures
+from aurore.checks_base import Check, CheckFailed, expect
+from aurore.checks_training import STEP3_CHECKS, STEP6_CHECKS
 from aurore.config import Config
-from aurore.exercises import ExerciseNotDone, load_script, script_for
-
-
-class CheckFailed(Exception):
-    """An exercise gives a wrong answer; the message says what was expected, in French."""
-
-
-def expect(condition: object, message: str) -> None:
-    if not condition:
-        raise CheckFailed(message)
-
-
-@dataclass(frozen=True)
-class Check:
-    number: str
-    hint: str  # in French: the function to look up, when the exercise fails
-    run: Callable[[ModuleType, Path], None]
+from aurore.exercises import ExerciseNotDone
 
 
 # -- step 1 ---------------------------------------------------------------------------------------------------
@@ -140,106 +120,6 @@ def _check_specialise(module: ModuleType, tmp: Path) -> None:
            "le dossier doit contenir ce tokenizer-là")
 
 
-# -- step 3 ---------------------------------------------------------------------------------------------------
-
-
-def _check_load_blocks(module: ModuleType, tmp: Path) -> None:
-    from datasets import disable_progress_bars
-
-    disable_progress_bars()
-    config = Config(workdir=tmp)
-    fixtures.tiny_blocks().save_to_disk(str(config.tokenized_dir))
-    loaded = module.load_blocks(config)
-    expect(loaded["train"]["input_ids"] == fixtures.tiny_blocks()["train"]["input_ids"], "chargez config.tokenized_dir")
-
-
-def _check_load_model(module: ModuleType, tmp: Path) -> None:
-    folder = fixtures.tiny_model_folder(tmp / "model")
-    model = module.load_model(str(folder))
-    expect(type(model).__name__ == "TFGPT2LMHeadModel", f"il faut le modèle TensorFlow de langue causale, pas "
-                                                         f"{type(model).__name__}")
-    expect(model.config.n_embd == 16, "chargez le modèle du dossier `folder`")
-
-
-def _check_tf_datasets(module: ModuleType, tmp: Path) -> None:
-    train, test = module.to_tf_datasets(fixtures.tiny_model(), fixtures.tiny_blocks(), batch_size=4)
-    batch = next(iter(test))
-    features = batch[0] if isinstance(batch, tuple) else batch
-    ids = features["input_ids"] if isinstance(features, dict) else features
-    expect(tuple(ids.shape) == (4, 8), "des lots de batch_size blocs")
-    expect(ids.numpy().tolist() == fixtures.tiny_blocks()["test"]["input_ids"][:4], "le test ne doit pas être mélangé")
-    expect(len(train) == 2, "le train contient tous les blocs, par lots")
-
-
-def _check_optimizer(module: ModuleType, tmp: Path) -> None:
-    optimizer = module.make_optimizer(100, Config(learning_rate=1e-3, warmup_ratio=0.1, weight_decay=0.01))
-    rate = optimizer.learning_rate
-
-    def at(step: int) -> float:
-        return float(rate(step)) if callable(rate) else float(rate)
-
-    expect(at(0) < 1e-4, "le taux doit monter progressivement (échauffement)")
-    expect(abs(at(10) - 1e-3) < 1e-5, "le pic doit être config.learning_rate à la fin de l'échauffement")
-    expect(at(99) > 0 and at(100) < 1e-9, "le taux doit atteindre 0 au DERNIER pas (total_steps)")
-
-
-def _fit_tiny(module: ModuleType, callbacks: list, steps: int = 4):
-    import tensorflow as tf
-
-    model = fixtures.tiny_model()
-    model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
-    data = model.prepare_tf_dataset(fixtures.tiny_blocks()["train"], batch_size=2, shuffle=False)
-    return model, model.fit(data.repeat(), epochs=1, steps_per_epoch=steps, callbacks=callbacks, verbose=0)
-
-
-def _check_saver(module: ModuleType, tmp: Path) -> None:
-    from aurore.checkpoints import Run, read_state
-
-    for every, expected in ((2, [2, 4]), (0, [4])):
-        run = Run.start(tmp / f"every-{every}", {})
-        _fit_tiny(module, [module.CheckpointSaver(run, fixtures.tiny_tokenizer(), every, keep=5)], steps=4)
-        got = [read_state(c)["step"] for c in run.checkpoints()]
-        expect(got == expected, f"avec every={every}, points de contrôle attendus aux pas {expected}, obtenus {got}")
-
-
-def _check_compile(module: ModuleType, tmp: Path) -> None:
-    import tensorflow as tf
-
-    model, optimizer = fixtures.tiny_model(), tf.keras.optimizers.Adam(1e-3)
-    module.compile_model(model, optimizer, False)
-    expect(model.optimizer is optimizer, "compilez avec l'optimiseur donné")
-    loss = model.train_on_batch(fixtures.tiny_blocks()["train"].with_format("numpy")[:2])
-    expect(math.isfinite(float(loss)), "sans fonction de perte donnée, le modèle calcule la sienne")
-
-
-def _check_fit(module: ModuleType, tmp: Path) -> None:
-    import tensorflow as tf
-
-    from aurore.training import Plan
-
-    model = fixtures.tiny_model()
-    model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
-    train, test = (model.prepare_tf_dataset(fixtures.tiny_blocks()[s], batch_size=4, shuffle=False)
-                   for s in ("train", "test"))
-    history = module.train(model, train.repeat(), test, Plan(epochs=2, steps_per_epoch=2, total_steps=4), [])
-    losses = getattr(history, "history", {}).get("loss", [])
-    expect(len(losses) == 2, "model.fit doit tourner plan.epochs fois et renvoyer son historique")
-    expect("val_loss" in history.history, "validez sur test_data (validation_data)")
-    expect(losses[1] < losses[0], "la perte doit baisser")
-
-
-def _check_perplexity(module: ModuleType, tmp: Path) -> None:
-    import tensorflow as tf
-
-    model = fixtures.tiny_model()
-    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
-    test = model.prepare_tf_dataset(fixtures.tiny_blocks()["test"], batch_size=4, shuffle=False)
-    expected = math.exp(model.evaluate(test, verbose=0))
-    got = module.perplexity(model, test)
-    expect(isinstance(got, float) and abs(got - expected) < 1e-3 * expected,
-           f"attendu exp(perte moyenne) = {expected:.2f}, obtenu {got!r}")
-
-
 # -- step 4 ---------------------------------------------------------------------------------------------------
 
 
@@ -308,74 +188,6 @@ def _check_api(module: ModuleType, tmp: Path) -> None:
            "un corps qui n'est pas du JSON : {\"error\": ...} et le code 400")
 
 
-# -- step 6 ---------------------------------------------------------------------------------------------------
-
-
-def _check_mask(module: ModuleType, tmp: Path) -> None:
-    import numpy as np
-
-    mask = np.asarray(module.causal_attention_mask(4)).astype(bool)
-    expect(mask.shape == (4, 4), f"forme attendue (4, 4), obtenue {mask.shape}")
-    expect((mask == np.tril(np.ones((4, 4), dtype=bool))).all(), "vrai pour j <= i (sur et sous la diagonale)")
-
-
-def _mini_config() -> Config:
-    return Config(mini_seq_len=8, mini_embed_dim=16, mini_heads=2, mini_ff_dim=32, mini_layers=1,
-                  mini_dropout=0.0, mini_learning_rate=1e-2)
-
-
-def _with_solution_parts(module: ModuleType, *names: str) -> None:
-    """Exercises build on each other: give the participant's module the solution's version of earlier parts,
-    so that each exercise is graded on its own."""
-    solution = load_script(script_for(6, solution=True))
-    for name in names:
-        setattr(module, name, getattr(solution, name))
-
-
-def _check_block(module: ModuleType, tmp: Path) -> None:
-    import numpy as np
-    import tensorflow as tf
-
-    _with_solution_parts(module, "causal_attention_mask")
-    tf.keras.utils.set_random_seed(0)
-    block = module.TransformerBlock(16, 2, 32, 0.0)
-    x = np.random.default_rng(0).normal(size=(2, 6, 16)).astype("float32")
-    out = block(x).numpy()
-    expect(out.shape == (2, 6, 16), "le bloc garde la forme [batch, positions, embed_dim]")
-    changed = x.copy()
-    changed[:, 4:] += 1.0
-    expect(np.allclose(block(changed).numpy()[:, :4], out[:, :4], atol=1e-5),
-           "une position ne doit pas voir le futur : donnez le masque causal à l'attention (attention_mask)")
-
-
-def _check_create_model(module: ModuleType, tmp: Path) -> None:
-    import numpy as np
-
-    _with_solution_parts(module, "causal_attention_mask", "TransformerBlock", "TokenAndPositionEmbedding")
-
-    model = module.create_model(30, _mini_config())
-    ids = np.random.default_rng(0).integers(0, 30, size=(16, 8)).astype("int32")
-    expect(model(ids).shape == (16, 8, 30), "sortie attendue [batch, positions, vocab_size]")
-    expect(model.optimizer is not None, "compilez le modèle (optimiseur Adam, perte from_logits=True)")
-    first = model.evaluate(ids[:, :-1], ids[:, 1:], verbose=0)
-    model.fit(ids[:, :-1], ids[:, 1:], epochs=10, verbose=0)
-    expect(model.evaluate(ids[:, :-1], ids[:, 1:], verbose=0) < first, "la perte doit baisser à l'entraînement")
-
-
-def _check_sampling(module: ModuleType, tmp: Path) -> None:
-    import numpy as np
-
-    logits = np.array([2.0, 1.0, 0.5, 3.0, -1.0, 0.0])
-    rng = np.random.default_rng(0)
-    expect(module.sample_next(logits, rng, temperature=0) == 3, "température 0 : le plus grand logit")
-    drawn = {module.sample_next(logits, rng, top_k=2) for _ in range(200)}
-    expect(drawn == {0, 3}, f"top_k=2 : seuls les deux meilleurs (0 et 3), obtenus {sorted(drawn)}")
-    drawn = {module.sample_next(logits, rng, top_p=0.7) for _ in range(200)}
-    expect(drawn == {0, 3}, f"top_p=0.7 : 3 (p≈0.60) puis 0, qui fait franchir 0.7, obtenus {sorted(drawn)}")
-    drawn = [module.sample_next(logits, rng, temperature=100.0) for _ in range(600)]
-    expect(len(set(drawn)) == 6, "une température très haute rend tous les jetons possibles")
-
-
 CHECKS: dict[int, list[Check]] = {
     1: [
         Check("1.1", "tf.keras.utils.get_file(nom, origin=..., cache_dir=..., cache_subdir=...)", _check_download),
@@ -390,17 +202,7 @@ CHECKS: dict[int, list[Check]] = {
         Check("2.4", "concaténez, ajoutez eos_id entre deux livres, coupez en blocs", _check_blocks),
         Check("2.5", "tokenizer.train_new_from_iterator puis save_pretrained", _check_specialise),
     ],
-    3: [
-        Check("3.1", "datasets.load_from_disk", _check_load_blocks),
-        Check("3.2", "TFAutoModelForCausalLM.from_pretrained", _check_load_model),
-        Check("3.3", "model.prepare_tf_dataset(split, batch_size=..., shuffle=...)", _check_tf_datasets),
-        Check("3.4", "transformers.create_optimizer", _check_optimizer),
-        Check("3.5", "on_train_batch_end : optimizer_step(self.model) % self.every", _check_saver),
-        Check("3.6", "model.compile(optimizer=..., jit_compile=...)", _check_compile),
-        Check("3.7", "model.fit(..., validation_data=..., epochs=..., steps_per_epoch=..., initial_epoch=...)",
-              _check_fit),
-        Check("3.8", "math.exp(model.evaluate(...))", _check_perplexity),
-    ],
+    3: STEP3_CHECKS,
     4: [
         Check("4.1", "transformers.pipeline(\"text-generation\", model=..., tokenizer=...)", _check_pipeline),
         Check("4.2", "generator(prompts, do_sample=..., ...) puis [\"generated_text\"]", _check_write),
@@ -409,11 +211,5 @@ CHECKS: dict[int, list[Check]] = {
         Check("5.1", "request.method, request.form, web.answer, render_template", _check_page),
         Check("5.2", "request.get_json(silent=True), web.answer, jsonify", _check_api),
     ],
-    6: [
-        Check("6.1", "comparez tf.range(length) en colonne et en ligne", _check_mask),
-        Check("6.2", "self.attention(x, x, attention_mask=...), puis résidu + normalisation, deux fois", _check_block),
-        Check("6.3", "layers.Input -> TokenAndPositionEmbedding -> TransformerBlock x N -> layers.Dense, compile",
-              _check_create_model),
-        Check("6.4", "np.argmax, division par la température, top-k, softmax, top-p, rng.choice", _check_sampling),
-    ],
+    6: STEP6_CHECKS,
 }

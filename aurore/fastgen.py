@@ -24,11 +24,13 @@ top-p (`tests/test_fastgen.py` compares them on random logits). The eager pipeli
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.compiler.tf2xla.python.xla import dynamic_slice, dynamic_update_slice
 
+from aurore.errors import AuroreError
 from aurore.generation import Sampling
 
 BATCH_BUCKETS = (1, 8)
@@ -37,12 +39,21 @@ PREFILL = 8  # prompt positions read per pass while every row is still inside it
 MAX_CANDIDATES = 1024  # top-k and top-p look among the likeliest 1,024 tokens first (see _candidates)
 
 
-def _candidates(logits, temperature, top_k, top_p):
+class Candidates(NamedTuple):
+    """The sampling filters worked out on the likeliest tokens (see `_candidates`)."""
+
+    scaled: tf.Tensor  # the logits divided by the temperature, [B, V]
+    values: tf.Tensor  # the candidates' scaled logits, likeliest first, [B, 1024]
+    order: tf.Tensor  # their token ids, [B, 1024]
+    cutoff: tf.Tensor  # the lowest logit kept, -inf when nothing is filtered, [B, 1]
+    exact: tf.Tensor  # the cut-off is the one a full sort would give
+    inside: tf.Tensor  # moreover, every kept token is a candidate
+
+
+def _candidates(logits, temperature, top_k, top_p) -> Candidates:
     """Temperature, top-k and top-p worked out on the 1,024 likeliest tokens. logits: [B, V].
 
-    Returns the scaled logits, the candidates' logits and token ids ([B, 1024], likeliest first), the cut-off
-    (the lowest logit kept, -inf when nothing is filtered), `exact` (the cut-off is the one a full sort would
-    give) and `inside` (moreover every kept token is a candidate). Sorting the whole vocabulary at every step is
+    Sorting the whole vocabulary at every step is
     slow under XLA on a CPU (~60 ms for 8 x 50,257 logits), while `top_k` of 1,024 costs ~3 ms.
     """
     logits = logits / temperature
@@ -67,7 +78,7 @@ def _candidates(logits, temperature, top_k, top_p):
     top_p_inside = (top_p < 1.0) & tf.reduce_all(before[:, -1] >= top_p)  # the boundary is before the last one
     # (With top-k on beyond the candidates, `kth` above is wrong and so is `probs`: `exact` is False then.)
     exact = (~top_k_on | top_k_inside) & ((top_p >= 1.0) | top_p_inside)
-    return logits, values, order, cutoff, exact, exact & (top_k_inside | top_p_inside)
+    return Candidates(logits, values, order, cutoff, exact, exact & (top_k_inside | top_p_inside))
 
 
 def warp_logits(logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor, top_p: tf.Tensor) -> tf.Tensor:
@@ -76,8 +87,8 @@ def warp_logits(logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor, top
     Exact whenever the kept set lies among the 1,024 likeliest tokens (always with top-k <= 1,024, as in the
     web form); otherwise, e.g. top-k off and top-p on a flat distribution, a full sort runs instead.
     """
-    scaled, _, _, cutoff, exact, _ = _candidates(logits, temperature, top_k, top_p)
-    return _warp(scaled, cutoff, exact, top_k, top_p)
+    found = _candidates(logits, temperature, top_k, top_p)
+    return _warp(found.scaled, found.cutoff, found.exact, top_k, top_p)
 
 
 def _warp(scaled, cutoff, exact, top_k, top_p):
@@ -94,18 +105,18 @@ def sample_tokens(logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor, t
     random numbers cost more than the filters); it is the same distribution whenever every kept token is
     a candidate, and the whole vocabulary is used otherwise.
     """
-    scaled, values, order, cutoff, exact, inside = _candidates(logits, temperature, top_k, top_p)
+    found = _candidates(logits, temperature, top_k, top_p)
 
     def among_candidates():
-        kept = tf.where(values < cutoff, tf.constant(-np.inf, values.dtype), values)
+        kept = tf.where(found.values < found.cutoff, tf.constant(-np.inf, found.values.dtype), found.values)
         index = tf.random.stateless_categorical(kept, 1, seed=seed, dtype=tf.int32)
-        return tf.gather(order, index, batch_dims=1)[:, 0]
+        return tf.gather(found.order, index, batch_dims=1)[:, 0]
 
     def whole_vocabulary():
-        warped = _warp(scaled, cutoff, exact, top_k, top_p)
+        warped = _warp(found.scaled, found.cutoff, found.exact, top_k, top_p)
         return tf.random.stateless_categorical(warped, 1, seed=seed, dtype=tf.int32)[:, 0]
 
-    return tf.cond(inside, among_candidates, whole_vocabulary)
+    return tf.cond(found.inside, among_candidates, whole_vocabulary)
 
 
 def _warp_by_sorting(logits: tf.Tensor, top_k: tf.Tensor, top_p: tf.Tensor) -> tf.Tensor:
@@ -232,7 +243,8 @@ class CompiledGenerator:
         rows = len(prompts)
         longest = max(len(p) for p in prompts) + sampling.max_new_tokens
         if longest > self.context_size:
-            raise ValueError(f"prompt + max_new_tokens = {longest} exceeds the context of {self.context_size}")
+            raise AuroreError(f"Le début de texte plus les jetons à générer ({longest} jetons) dépassent la mémoire du "
+                              f"modèle ({self.context_size} jetons).", "Raccourcissez le texte ou baissez max_new_tokens.")
         length = self.bucket(longest, tuple(b for b in LENGTH_BUCKETS if b <= self.context_size) + (self.context_size,))
         batch = self.bucket(rows, BATCH_BUCKETS) if rows <= BATCH_BUCKETS[-1] else rows
         buffer = np.full((batch, length), self.eos, dtype=np.int32)
