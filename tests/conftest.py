@@ -52,3 +52,33 @@ def standin(prepared) -> Config:
 
     path = build_standin(prepared, vocab_size=1024, n_layer=2, n_embd=64, n_head=2, n_positions=256)
     return Config(workdir=prepared.workdir, gutenberg_mirror=prepared.gutenberg_mirror, base_model=str(path))
+
+
+# A small from-scratch model (step 6) and its corpus: a few seconds of training.
+MINI_TINY = dict(mini_seq_len=16, mini_embed_dim=32, mini_heads=2, mini_ff_dim=64, mini_layers=1, mini_dropout=0.0,
+                 mini_batch_size=16, mini_learning_rate=3e-3)
+MINI_TEXT = ("Le vent soufflait sur la lande et la rivière chantait sous les saules. " * 40
+             + "Germain laboura le champ, puis il rentra chez lui le soir. " * 40)
+
+
+def mini_args(workdir, *extra) -> list[str]:
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in MINI_TINY.items()]
+    return ["--workdir", str(workdir), *flags, "--mini-steps-per-epoch", "20", *extra]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny GPT-2 and its tokenizer, saved once per session as step 3 would; copy it before writing next to it."""
+    from aurore.fixtures import tiny_model_folder
+
+    return tiny_model_folder(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def mini_gpt_workdir(tmp_path_factory) -> Path:
+    """A workdir where step 6 has trained (one short epoch) and saved its model, once per session."""
+    workdir = tmp_path_factory.mktemp("mini")
+    (workdir / "corpus.txt").write_text(MINI_TEXT, encoding="utf-8")
+    script("6_mini_gpt_solution").main(mini_args(workdir, "--text-file", str(workdir / "corpus.txt"),
+                                                 "--mini-epochs", "1"))
+    return workdir

@@ -10,7 +10,6 @@ import urllib.request
 
 import pytest
 
-from aurore.fixtures import tiny_model_folder
 from aurore.config import Config
 from conftest import REPO
 
@@ -25,9 +24,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, tiny_model_dir):
     workdir = tmp_path_factory.mktemp("browser")
-    tiny_model_folder(Config(workdir=workdir).finetuned_dir)
+    shutil.copytree(tiny_model_dir, Config(workdir=workdir).finetuned_dir)
     port = free_port()
     process = subprocess.Popen([sys.executable, "aurore/5_flask_solution.py", "--port", str(port)], cwd=REPO,
                                env={**os.environ, "AURORE_WORKDIR": str(workdir)},

@@ -15,7 +15,6 @@ from transformers.generation.tf_logits_process import (
 )
 
 from aurore import fastgen, generation
-from aurore.fixtures import tiny_model_folder
 from aurore.config import Config
 from conftest import REPO
 
@@ -64,8 +63,8 @@ def test_sampling_draws_from_the_warped_distribution(temperature, top_k, top_p, 
 
 
 @pytest.fixture(scope="module")
-def engines(tmp_path_factory):
-    folder = tiny_model_folder(tmp_path_factory.mktemp("fast") / "model")
+def engines(tiny_model_dir):
+    folder = tiny_model_dir
     generator = generation.load_generator(str(folder), Config(workdir=folder.parent))
     return generator, fastgen.CompiledGenerator(generator.model, generator.tokenizer)
 

@@ -13,19 +13,11 @@ from transformers.generation.tf_logits_process import (
 
 from aurore import generation, minigpt
 from aurore.config import Config
-from conftest import script
+from conftest import MINI_TEXT, MINI_TINY, mini_args, script
 
 step6 = script("6_mini_gpt_solution")
 
-TINY = dict(mini_seq_len=16, mini_embed_dim=32, mini_heads=2, mini_ff_dim=64, mini_layers=1, mini_dropout=0.0,
-            mini_batch_size=16, mini_learning_rate=3e-3)
-TEXT = ("Le vent soufflait sur la lande et la rivière chantait sous les saules. " * 40
-        + "Germain laboura le champ, puis il rentra chez lui le soir. " * 40)
-
-
-def tiny_args(workdir, *extra):
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
-    return ["--workdir", str(workdir), *flags, "--mini-steps-per-epoch", "20", *extra]
+TINY, TEXT, tiny_args = MINI_TINY, MINI_TEXT, mini_args
 
 
 def test_changing_a_later_token_never_changes_earlier_logits():
@@ -109,11 +101,8 @@ def test_greedy_is_the_argmax():
     assert step6.sample_next(logits, np.random.default_rng(0), temperature=0) == int(np.argmax(logits))
 
 
-def test_the_web_engine_serves_the_exported_model(tmp_path):
-    text_file = tmp_path / "corpus.txt"
-    text_file.write_text(TEXT, encoding="utf-8")
-    step6.main(tiny_args(tmp_path, "--text-file", str(text_file), "--mini-epochs", "1"))
-    config = Config(workdir=tmp_path)
+def test_the_web_engine_serves_the_exported_model(mini_gpt_workdir):
+    config = Config(workdir=mini_gpt_workdir)
     assert minigpt.exists(config)
     engine = minigpt.MiniGPTEngine(config.mini_gpt_dir)
     sampling = generation.Sampling(max_new_tokens=10, num_return_sequences=2, seed=4)

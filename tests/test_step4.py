@@ -1,17 +1,17 @@
 """Step 4: the pipeline on the fine-tuned folder, repeatable sampling, and the fallback to the base model."""
 
+import shutil
 
 from aurore import generation
-from aurore.fixtures import tiny_model_folder
 from aurore.config import Config
 from conftest import run_script, script
 
 step4 = script("4_generate_solution")
 
 
-def test_the_fine_tuned_folder_is_used_and_the_same_seed_gives_the_same_text(tmp_path, capsys):
+def test_the_fine_tuned_folder_is_used_and_the_same_seed_gives_the_same_text(tiny_model_dir, tmp_path, capsys):
     config = Config(workdir=tmp_path, base_model=str(tmp_path / "absent"))
-    tiny_model_folder(config.finetuned_dir)
+    shutil.copytree(tiny_model_dir, config.finetuned_dir)
     argv = ["--workdir", str(tmp_path), "--max-new-tokens", "8", "--seed", "3", "Cette femme", "Le soir"]
     first, second = step4.main(argv), step4.main(argv)
     assert first == second and list(first) == ["Cette femme", "Le soir"]
@@ -21,8 +21,8 @@ def test_the_fine_tuned_folder_is_used_and_the_same_seed_gives_the_same_text(tmp
     assert "le modèle affiné de l'étape 3" in capsys.readouterr().out
 
 
-def test_without_step3_the_base_model_is_used_and_said(tmp_path, capsys):
-    base = tiny_model_folder(tmp_path / "base")
+def test_without_step3_the_base_model_is_used_and_said(tiny_model_dir, tmp_path, capsys):
+    base = shutil.copytree(tiny_model_dir, tmp_path / "base")
     config = Config(workdir=tmp_path / "work", base_model=str(base))
     choice = generation.choose_model(config)
     assert (choice.name, choice.folder, choice.finetuned, choice.standin) == (str(base), str(base), False, False)
@@ -30,9 +30,8 @@ def test_without_step3_the_base_model_is_used_and_said(tmp_path, capsys):
     assert "le modèle de BASE, non affiné (lancez l'étape 3)" in capsys.readouterr().out
 
 
-def test_greedy_generation_is_deterministic_whatever_the_seed(tmp_path):
-    folder = tiny_model_folder(tmp_path / "m")
-    generator = generation.load_generator(str(folder), Config(workdir=tmp_path))
+def test_greedy_generation_is_deterministic_whatever_the_seed(tiny_model_dir, tmp_path):
+    generator = generation.load_generator(str(tiny_model_dir), Config(workdir=tmp_path))
     greedy = [generation.generate(generator, "La rivière", generation.Sampling(max_new_tokens=6, do_sample=False,
                                                                                seed=s)) for s in (1, 2)]
     assert greedy[0] == greedy[1]
@@ -44,11 +43,11 @@ def test_the_command_line_runs_offline_with_a_clear_error_when_nothing_is_there(
     assert result.returncode == 1 and "Traceback" not in result.stderr and "n'existe pas" in result.stderr
 
 
-def test_a_prompt_longer_than_the_context_is_a_clear_error(tmp_path):
+def test_a_prompt_longer_than_the_context_is_a_clear_error(tiny_model_dir, tmp_path):
     import pytest
 
     from aurore.errors import AuroreError
 
-    generator = generation.load_generator(str(tiny_model_folder(tmp_path / "m")), Config(workdir=tmp_path))
+    generator = generation.load_generator(str(tiny_model_dir), Config(workdir=tmp_path))
     with pytest.raises(AuroreError, match=r"dépassent la mémoire du modèle \(64 jetons\)"):
         generation.generate(generator, "La rivière " * 30, generation.Sampling(max_new_tokens=10))

@@ -6,7 +6,6 @@ import time
 import pytest
 
 from aurore import generation, web
-from aurore.fixtures import tiny_model_folder
 from aurore.config import Config
 from aurore.serving import GenerationService
 from conftest import run_script, script
@@ -21,9 +20,8 @@ def app_for(service, info, **others):
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    folder = tiny_model_folder(tmp_path_factory.mktemp("web") / "model")
-    return generation.PipelineEngine(generation.load_generator(str(folder), Config(workdir=folder.parent)))
+def engine(tiny_model_dir):
+    return generation.PipelineEngine(generation.load_generator(str(tiny_model_dir), Config(workdir=tiny_model_dir.parent)))
 
 
 @pytest.fixture
@@ -274,16 +272,10 @@ def test_texts_cut_mid_character_are_cleaned_on_the_page():
     assert texts == ["Le soir suite"]
 
 
-def test_the_from_scratch_model_is_offered_as_a_second_choice(service, tmp_path):
+def test_the_from_scratch_model_is_offered_as_a_second_choice(service, mini_gpt_workdir):
     from aurore import minigpt
 
-    step6 = script("6_mini_gpt_solution")
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("La rivière chantait sous les saules, et Germain rentrait le soir. " * 60, encoding="utf-8")
-    step6.main(["--workdir", str(tmp_path), "--text-file", str(corpus), "--mini-seq-len", "16", "--mini-embed-dim",
-                "16", "--mini-heads", "2", "--mini-ff-dim", "32", "--mini-layers", "1", "--mini-epochs", "1",
-                "--mini-steps-per-epoch", "5", "--mini-batch-size", "8"])
-    folder = Config(workdir=tmp_path).mini_gpt_dir
+    folder = Config(workdir=mini_gpt_workdir).mini_gpt_dir
     mini = GenerationService(minigpt.MiniGPTEngine(folder), timeout=30)
     app = app_for(service, web.ModelInfo("models/gpt2-george-sand", True),
                   **{"mini-gpt": (mini, web.ModelInfo(str(folder), False, from_scratch=True))})
