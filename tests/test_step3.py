@@ -236,3 +236,40 @@ def test_pruning_never_removes_the_checkpoint_just_written(tokenized, tmp_path):
         model.optimizer.iterations.assign(step)
         written = run.save(model, tokenizer, keep=1)
         assert written.is_dir() and run.checkpoints() == [written]
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_ctrl_c_during_perplexity_saves_a_checkpoint_of_this_run_and_nothing_half_written(tokenized, tmp_path,
+                                                                                          monkeypatch, capsys, when):
+    import shutil
+
+    config = tokenized.__class__(workdir=tmp_path, base_model=tokenized.base_model)
+    shutil.copytree(tokenized.tokenized_dir, config.tokenized_dir)
+    calls, real_perplexity = [], step3.perplexity
+
+    def interrupted(model, test_data):
+        calls.append(1)
+        if (when == "before") == (len(calls) == 1):
+            raise KeyboardInterrupt
+        return real_perplexity(model, test_data)
+
+    monkeypatch.setattr(step3, "perplexity", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        step3.main(args(config, "--max-steps", "4", "--save-every", "0"))
+    assert stopped.value.code == 130 and "Interrompu (Ctrl-C) : point de contrôle enregistré" in capsys.readouterr().err
+    saved = checkpoints.latest_run(config.checkpoints_dir).latest()
+    assert checkpoints.read_state(saved)["step"] == (0 if when == "before" else 4)
+    assert not list(config.models_dir.glob(".final-*")) and not config.finetuned_dir.exists()
+
+
+def test_saved_folders_are_readable_by_the_group(trained):
+    import os
+    import stat
+
+    metrics, config = trained
+    for folder in (config.finetuned_dir, checkpoints.latest_run(config.checkpoints_dir).latest()):
+        umask = os.umask(0)
+        os.umask(umask)
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask, folder
+        weights = folder / "tf_model.h5"
+        assert stat.S_IMODE(weights.stat().st_mode) & 0o044 == 0o644 & ~umask & 0o044, weights
