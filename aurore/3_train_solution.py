@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
     train_data, test_data = to_tf_datasets(model, blocks, config.batch_size)
     plan = run.plan(len(train_data))
     with run.strategy.scope():
-        compile_model(model, run.restore(make_optimizer(plan.total_steps, config)), run.jit_compile)
+        compile_model(model, run.restore(make_optimizer(plan.total_steps, config), model), run.jit_compile)
     saver = CheckpointSaver(run.run, run.load_tokenizer(), config.save_every, config.keep_checkpoints)
     saver.set_model(model)
 

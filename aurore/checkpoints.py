@@ -80,7 +80,7 @@ class Run:
         try:
             model.save_pretrained(str(staging))
             tokenizer.save_pretrained(str(staging))
-            tf.train.Checkpoint(optimizer=model.optimizer).write(str(staging / "optimizer" / "state"))
+            optimizer_checkpoint(model.optimizer, model).write(str(staging / "optimizer" / "state"))
             previous = read_state(target) if target.is_dir() else {}
             epoch = epoch if epoch is not None else previous.get("epoch")
             _write_json(staging / STATE_FILE, {"step": step, "epoch": epoch, "time": time.time()})
@@ -111,9 +111,20 @@ def read_state(checkpoint: Path) -> dict:
     return json.loads((Path(checkpoint) / STATE_FILE).read_text(encoding="utf-8"))
 
 
-def restore_optimizer(optimizer, checkpoint: Path) -> None:
-    """Restore AdamW's moments and step count into `optimizer`; they are applied as its variables are created."""
-    tf.train.Checkpoint(optimizer=optimizer).read(str(Path(checkpoint) / "optimizer" / "state")).expect_partial()
+def optimizer_checkpoint(optimizer, model) -> tf.train.Checkpoint:
+    """The optimizer's state: its step count and AdamW's two moments per trained weight.
+
+    transformers' AdamWeightDecay is a legacy Keras optimizer: it keeps a moment as a "slot" of its weight, and a
+    checkpoint saves a slot only when its weight is in the checkpoint too; so the trained weights go with it
+    (the frozen ones, which have no moments, stay out).
+    """
+    return tf.train.Checkpoint(optimizer=optimizer, trained_weights=list(model.trainable_variables))
+
+
+def restore_optimizer(optimizer, model, checkpoint: Path) -> None:
+    """Restore the step count and AdamW's moments into `optimizer`, for `model` as loaded from the same checkpoint;
+    the moments are applied when the optimizer creates them (its first step)."""
+    optimizer_checkpoint(optimizer, model).read(str(Path(checkpoint) / "optimizer" / "state")).expect_partial()
 
 
 def _write_json(path: Path, value: dict) -> None:

@@ -117,10 +117,10 @@ class TrainingRun:
               f"pas, {plan.total_steps * tokens:,} jetons en tout, à partir du pas {plan.start_step}")
         return plan
 
-    def restore(self, optimizer):
+    def restore(self, optimizer, model):
         """When resuming: AdamW's moments and step count, so the learning-rate schedule continues."""
         if self.resume_from is not None:
-            restore_optimizer(optimizer, self.resume_from)
+            restore_optimizer(optimizer, model, self.resume_from)
         return optimizer
 
     def callbacks(self, plan: Plan) -> list[tf.keras.callbacks.Callback]:

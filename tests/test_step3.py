@@ -273,3 +273,36 @@ def test_saved_folders_are_readable_by_the_group(trained):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask, folder
         weights = folder / "tf_model.h5"
         assert stat.S_IMODE(weights.stat().st_mode) & 0o044 == 0o644 & ~umask & 0o044, weights
+
+
+def test_a_checkpoint_restores_adamw_moments_not_only_the_step_count(tmp_path):
+    """AdamWeightDecay (a legacy Keras optimizer) keeps its moments as slots of the trained weights."""
+    from aurore import fixtures
+
+    def trained_model_and_optimizer(config):
+        model = fixtures.tiny_model()
+        step3.freeze_lower_layers(model, 0)
+        optimizer = step3.make_optimizer(10, config)
+        model.compile(optimizer=optimizer)
+        return model, optimizer
+
+    from aurore.config import Config
+
+    config = Config(learning_rate=1e-2, weight_decay=0.01)
+    model, optimizer = trained_model_and_optimizer(config)
+    data = model.prepare_tf_dataset(fixtures.tiny_blocks()["train"], batch_size=2, shuffle=False)
+    model.fit(data, epochs=1, steps_per_epoch=3, verbose=0)
+    run = checkpoints.Run.start(tmp_path, {})
+    saved = run.save(model, fixtures.tiny_tokenizer(), keep=1)
+
+    reloaded = TFAutoModelForCausalLM.from_pretrained(str(saved))
+    fresh = step3.make_optimizer(10, config)
+    checkpoints.restore_optimizer(fresh, reloaded, saved)
+    reloaded.compile(optimizer=fresh)
+    fresh._create_all_weights(reloaded.trainable_variables)  # the slots a first step would create
+    assert int(fresh.iterations.numpy()) == 3
+    for before, after in zip(model.trainable_variables, reloaded.trainable_variables):
+        for slot in ("m", "v"):
+            np.testing.assert_allclose(fresh.get_slot(after, slot).numpy(), optimizer.get_slot(before, slot).numpy(),
+                                       err_msg=f"{before.name} {slot}")
+            assert np.abs(optimizer.get_slot(before, slot).numpy()).sum() > 0
