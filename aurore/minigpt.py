@@ -16,7 +16,7 @@ import random
 import re
 import string
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -30,8 +30,18 @@ UNKNOWN_CHAR = "\ufffd"  # stands for characters the training text never showed
 # -- texts -------------------------------------------------------------------------------------------------------
 
 
+class Corpus(NamedTuple):
+    train: list[str]  # training documents
+    validation: list[str]  # held-out documents
+
+
+class SavedVocabulary(NamedTuple):
+    vocabulary: "CharVocabulary | WordVocabulary"
+    seq_len: int  # the window the model was trained on
+
+
 def load_texts(config: Config, text_file: str | None = None, text_folder: str | None = None,
-               validation_share: float = 0.1) -> tuple[list[str], list[str]]:
+               validation_share: float = 0.1) -> Corpus:
     """(training documents, validation documents).
 
     Default: step 1's George Sand books, validated on La Mare au diable. `text_file`: one text, its last 10% held
@@ -43,7 +53,7 @@ def load_texts(config: Config, text_file: str | None = None, text_folder: str | 
                               "Donnez à --text-file le chemin d'un fichier .txt en UTF-8.")
         text = Path(text_file).read_text(encoding="utf-8")
         cut = int(len(text) * (1 - validation_share))
-        return [text[:cut]], [text[cut:]]
+        return Corpus([text[:cut]], [text[cut:]])
     if text_folder:
         files = sorted(Path(text_folder).rglob("*.txt"))
         if len(files) < 2:
@@ -52,7 +62,7 @@ def load_texts(config: Config, text_file: str | None = None, text_folder: str | 
         random.Random(config.seed).shuffle(files)
         held = max(1, int(len(files) * validation_share))
         read = [f.read_text(encoding="utf-8", errors="replace") for f in files]
-        return read[held:], read[:held]
+        return Corpus(read[held:], read[:held])
     from datasets import load_from_disk
 
     dataset = load_from_disk(str(require_output(config, 1)))
@@ -63,7 +73,7 @@ def load_texts(config: Config, text_file: str | None = None, text_folder: str | 
             by_book.setdefault(book, []).append(text)
         return [" ".join(sentences) for sentences in by_book.values()]
 
-    return books(dataset["train"]), books(dataset["test"])
+    return Corpus(books(dataset["train"]), books(dataset["test"]))
 
 
 # -- vocabularies ------------------------------------------------------------------------------------------------
@@ -208,9 +218,9 @@ def save(model, vocabulary, folder: Path, metrics: dict) -> Path:
     return folder
 
 
-def load_vocabulary(folder: Path):
+def load_vocabulary(folder: Path) -> SavedVocabulary:
     info = json.loads((Path(folder) / "vocabulary.json").read_text(encoding="utf-8"))
-    return VOCABULARIES[info["kind"]](info["tokens"]), info["seq_len"]
+    return SavedVocabulary(VOCABULARIES[info["kind"]](info["tokens"]), info["seq_len"])
 
 
 def exists(config: Config) -> bool:
