@@ -192,7 +192,10 @@ def save_as_pytorch_safetensors(model, folder: Path) -> Path:
     state = {}
     for weight in model.weights:
         name, transpose = convert_tf_weight_name_to_pt_weight_name(weight.name, tf_weight_shape=weight.shape)
-        state[name] = apply_transpose(transpose, weight.numpy(), pt_to_tf=False)
+        value = apply_transpose(transpose, weight.numpy(), pt_to_tf=False)
+        if name.endswith(".bias") and value.ndim == 2 and value.shape[0] == 1:
+            value = value[0]  # TF's Conv1D bias is [1, n]; PyTorch's (and the hub file's) is [n]
+        state[name] = value
     path = Path(folder) / SAFETENSORS_WEIGHTS
     save_file(state, str(path), metadata={"format": "pt"})
     return path

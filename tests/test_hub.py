@@ -71,3 +71,13 @@ def test_an_unreachable_hub_is_detected_without_hf_hub_offline(monkeypatch):
 def test_a_missing_local_folder_is_named(tmp_path):
     with pytest.raises(AuroreError, match="n'existe pas"):
         hub.load_causal_lm(str(tmp_path / "nowhere"), Config(workdir=tmp_path))
+
+
+def test_hub_style_files_have_pytorchs_shapes(tmp_path):
+    """The stand-in is written like the hub's file: PyTorch's shapes (Conv1D biases are vectors), not TF's."""
+    from safetensors.numpy import load_file
+
+    tiny_gpt2(tmp_path / "model")
+    state = load_file(str(tmp_path / "model" / hub.SAFETENSORS_WEIGHTS))
+    assert state["transformer.h.0.attn.c_attn.bias"].shape == (48,) and state["transformer.h.0.attn.c_attn.weight"].shape == (16, 48)
+    assert state["transformer.wte.weight"].shape == (50, 16)
