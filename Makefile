@@ -13,7 +13,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt .ci/install.sh
 	touch $@
 
 setup: $(VENV)/.installed
-	@echo "ready: activate it with: source $(VENV)/bin/activate"
+	@echo "prêt : activez l'environnement avec : source $(VENV)/bin/activate"
 
 demo: $(VENV)/.installed
 	@for step in $(STEPS); do echo "== $$step"; $(PY) aurore/$${step}_solution.py || exit 1; done

@@ -28,9 +28,10 @@ def create_app(models: web.Models) -> Flask:
     def generate_page():
         # BEGIN SOLUTION 5.1: une requête GET affiche le formulaire vide ; une requête POST lit les champs du
         #   formulaire (l'objet request de Flask, sous forme de dict), demande les textes au modèle avec
-        #   web.answer(champs, models), et affiche la page avec les textes. Les deux fois, rendez le gabarit
-        #   "generate.html" avec le contexte web.page_context(models, form=champs, result=réponse) ; si web.answer
-        #   lève web.RequestError, affichez la page avec error=son message, et son code (error.status).
+        #   web.answer(champs, models) (il renvoie une réponse : .prompt, .texts, .seed, .model), et affiche la page
+        #   avec les textes. Les deux fois, rendez le gabarit "generate.html" avec le contexte
+        #   web.page_context(models, form=champs, result=réponse) ; si web.answer lève web.RequestError, affichez la
+        #   page avec error=son .message, et renvoyez aussi son code HTTP (.status).
         #   Doc : https://flask.palletsprojects.com/en/stable/quickstart/#the-request-object
         if request.method == "GET":
             return render_template("generate.html", **web.page_context(models))
@@ -46,9 +47,9 @@ def create_app(models: web.Models) -> Flask:
     @app.post("/api/generate")
     def generate_api():
         # BEGIN SOLUTION 5.2: la même chose pour les programmes : lisez le corps JSON de la requête (silent=True :
-        #   None s'il n'est pas du JSON valide), passez-le à web.answer, et renvoyez en JSON le prompt, les textes,
-        #   la graine (seed) et le nom du modèle (result.model.name). En cas de web.RequestError, renvoyez
-        #   {"error": message} avec son code.
+        #   None s'il n'est pas du JSON valide), passez-le à web.answer, et renvoyez en JSON les clés "prompt",
+        #   "texts", "seed", "model" (le nom : .model.name) et "finetuned" (.model.finetuned) de la réponse. En cas
+        #   de web.RequestError, renvoyez {"error": son .message} avec son code HTTP (.status).
         #   Doc : https://flask.palletsprojects.com/en/stable/quickstart/#apis-with-json
         try:
             result = web.answer(request.get_json(silent=True), models)
@@ -64,9 +65,9 @@ def create_app(models: web.Models) -> Flask:
 @friendly_errors
 def main(argv: list[str] | None = None) -> None:
     config, flags = parse_args(__doc__, argv, step=5, extra=web.add_server_flags)
-    web.check_port_free(flags.host, flags.port)  # before the long load: a second server fails at once
+    listener = web.reserve_port(flags.host, flags.port)  # before the long load: a second server fails at once
     models = web.load_models(config, flags.engine, flags.timeout)
-    web.serve(create_app(models), flags)
+    web.serve(create_app(models), listener, flags)
 
 
 if __name__ == "__main__":

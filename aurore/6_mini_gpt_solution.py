@@ -94,8 +94,8 @@ def create_model(vocab_size: int, config: Config) -> tf.keras.Model:
     """Embedding -> `mini_layers` transformer blocks -> Dense scores over the vocabulary (the logits)."""
     # BEGIN SOLUTION 6.3: avec l'API fonctionnelle de Keras : une entrée de longueur quelconque d'identifiants
     #   entiers, puis TokenAndPositionEmbedding (config.mini_seq_len, vocab_size, config.mini_embed_dim), puis
-    #   config.mini_layers blocs TransformerBlock (largeur, têtes, feed-forward, dropout : les réglages mini_* de
-    #   config), puis une couche Dense qui donne un score par mot du vocabulaire. Faites-en un tf.keras.Model,
+    #   config.mini_layers blocs TransformerBlock (réglages config.mini_embed_dim, mini_heads, mini_ff_dim et
+    #   mini_dropout), puis une couche Dense qui donne un score par mot du vocabulaire. Faites-en un tf.keras.Model,
     #   compilez-le avec l'optimiseur Adam (taux config.mini_learning_rate) et l'entropie croisée « sparse »
     #   calculée sur des logits, puis renvoyez-le.
     #   Doc : https://keras.io/guides/functional_api/
@@ -121,9 +121,9 @@ def sample_next(logits: np.ndarray, rng: np.random.Generator, temperature: float
     """The next token id; temperature 0 means greedy."""
     # BEGIN SOLUTION 6.4: température 0 : renvoyez l'indice du plus grand logit (glouton). Sinon : divisez les
     #   logits par la température ; avec top_k > 0, écartez (-inf) tout logit plus petit que le k-ième plus grand ;
-    #   passez en probabilités (softmax, en soustrayant d'abord le maximum) ; avec top_p < 1, gardez, dans l'ordre
-    #   décroissant, les jetons tant que la masse des mieux classés reste sous top_p (le premier toujours), et
-    #   renormalisez ; enfin tirez un indice au hasard selon ces probabilités (rng.choice, argument p).
+    #   passez en probabilités (softmax, en soustrayant d'abord le maximum) ; avec top_p < 1, parcourez les jetons du
+    #   plus probable au moins probable et gardez chaque jeton tant que la masse des jetons MIEUX classés que lui
+    #   est < top_p (le jeton qui fait franchir top_p est donc gardé, le premier toujours), puis renormalisez ; enfin tirez un indice au hasard selon ces probabilités (rng.choice, argument p).
     #   Doc : https://numpy.org/doc/stable/reference/random/generated/numpy.random.Generator.choice.html
     if temperature == 0:
         return int(np.argmax(logits))

@@ -44,6 +44,9 @@ def grade(path: Path, step: int) -> dict[str, bool]:
             module = load_script(path)
         except Exception as error:  # a syntax error in the participant's file must still give a clear answer
             print(f"✘ {path.name} ne se charge pas : {type(error).__name__}: {error}")
+            if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in aurore.WORKSHOP_PACKAGES:
+                print("  -> l'environnement de l'atelier n'est pas activé : `source .venv/bin/activate` (Windows : "
+                      "`.venv\\Scripts\\activate`), puis relancez.")
             return {check.number: False for check in CHECKS[step]}
         return {check.number: _grade_one(module, check) for check in CHECKS[step]}
 
@@ -52,9 +55,9 @@ def _grade_one(module, check: Check) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             check.run(module, Path(tmp))
-        except ExerciseNotDone:
+        except ExerciseNotDone:  # no hint yet: the consigne is the hint until the participant has tried
             print(f"✘ Exercice {check.number} : pas encore fait — écrivez votre code à la place de la ligne "
-                  f"todo(\"{check.number}\") (supprimez-la) (piste : {check.hint})")
+                  f"todo(\"{check.number}\") (et supprimez-la)")
         except CheckFailed as error:
             print(f"✘ Exercice {check.number} : {error} (piste : {check.hint})")
         except Exception as error:

@@ -68,7 +68,8 @@ class TrainingRun:
     profile: Profile
     model_folder: str  # what TFAutoModelForCausalLM.from_pretrained loads: the base model, or the checkpoint
     run: Run
-    resume_from: Path | None = None
+    resume_from: Path | None = None  # may be pruned once this run saves newer checkpoints: read it before training
+    start_step: int = 0  # the resumed checkpoint's step, read once
     budget: float | None = None
     history: callbacks.StepHistory = field(default_factory=callbacks.StepHistory)
 
@@ -80,10 +81,6 @@ class TrainingRun:
     def jit_compile(self) -> bool:
         # Not under a multi-device strategy: XLA plus MirroredStrategy hung on two logical CPUs.
         return self.profile.jit_compile and self.strategy.num_replicas_in_sync == 1
-
-    @property
-    def start_step(self) -> int:
-        return read_state(self.resume_from)["step"] if self.resume_from else 0
 
     def load_tokenizer(self):
         return hub.load_tokenizer(self.model_folder)
@@ -144,8 +141,10 @@ def prepare_run(config: Config, resume: bool = False, strategy: str = "auto",
     if mixed_precision:
         print(f"Précision mixte : {use_mixed_precision()}")  # before the model is built, or it is ignored
     devices = make_strategy(strategy)
-    print(f"Entraînement sur {devices.num_replicas_in_sync} appareil(s) ({type(devices).__name__})")
-    return TrainingRun(config, devices, choose_profile(config.profile), folder, run, checkpoint, budget)
+    kind = "stratégie par défaut" if devices is tf.distribute.get_strategy() else type(devices).__name__
+    print(f"Entraînement sur {devices.num_replicas_in_sync} appareil(s) ({kind})")
+    start_step = read_state(checkpoint)["step"] if checkpoint else 0
+    return TrainingRun(config, devices, choose_profile(config.profile), folder, run, checkpoint, start_step, budget)
 
 
 def _resumed(config: Config) -> tuple[Config, Run, Path]:

@@ -207,16 +207,21 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
                         help="compiled: XLA decoding, ~10x faster, compiled at start-up; eager: the pipeline")
 
 
-def check_port_free(host: str, port: int) -> None:
-    """Fail at once, before the long model load, when another server (often a first step 5) holds the port."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise AuroreError(f"Le port {port} de {host} est déjà pris ({error.strerror}) : un serveur de l'étape 5 "
-                              "tourne sans doute déjà (dans un autre terminal ou un conteneur).",
-                              f"Ouvrez http://127.0.0.1:{port}/generate, ou arrêtez l'autre serveur (Ctrl-C), ou "
-                              f"choisissez un autre port : --port {port + 1}.") from None
+def reserve_port(host: str, port: int) -> socket.socket:
+    """Take the port at once, before the long model load: a second server (often a first step 5 still loading)
+    fails in a second with a French hint, and browsers that connect during the load wait instead of being refused."""
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart right after a stop may rebind
+    try:
+        listener.bind((host, port))
+        listener.listen(128)  # listening: no other socket can bind the port, even with SO_REUSEADDR
+    except OSError as error:
+        listener.close()
+        raise AuroreError(f"Le port {port} de {host} est déjà pris ({error.strerror}) : un serveur de l'étape 5 "
+                          "tourne sans doute déjà (dans un autre terminal ou un conteneur).",
+                          f"Ouvrez http://127.0.0.1:{port}/generate, ou arrêtez l'autre serveur (Ctrl-C), ou "
+                          f"choisissez un autre port : --port {port + 1}.") from None
+    return listener
 
 
 def load_models(config: Config, engine: str = "compiled", timeout: float = 60.0) -> Models:
@@ -239,10 +244,11 @@ def load_models(config: Config, engine: str = "compiled", timeout: float = 60.0)
     return models
 
 
-def serve(app: Flask, flags: argparse.Namespace) -> None:
-    """waitress, a production WSGI server (never Flask's debug server, which runs code sent by a browser)."""
+def serve(app: Flask, listener: socket.socket, flags: argparse.Namespace) -> None:
+    """waitress, a production WSGI server (never Flask's debug server, which runs code sent by a browser), on the
+    port `reserve_port` took."""
     from waitress import serve as waitress_serve
 
     print(f"Page prête : http://{'127.0.0.1' if flags.host == '0.0.0.0' else flags.host}:{flags.port}/generate "
           "(Ctrl-C pour arrêter)")
-    waitress_serve(app, host=flags.host, port=flags.port, threads=flags.threads)
+    waitress_serve(app, sockets=[listener], threads=flags.threads)

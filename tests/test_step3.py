@@ -181,8 +181,12 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tokenized, tmp_path, m
     TFAutoModelForCausalLM.from_pretrained(str(latest))
 
 
-def test_a_shorter_block_size_cuts_the_tokenized_blocks(tokenized, capsys):
-    step3.main(args(tokenized, "--max-steps", "2", "--block-size", "16"))
+def test_a_shorter_block_size_cuts_the_tokenized_blocks(tokenized, tmp_path, capsys):
+    import shutil
+
+    config = tokenized.__class__(workdir=tmp_path, base_model=tokenized.base_model)  # its own workdir
+    shutil.copytree(tokenized.tokenized_dir, config.tokenized_dir)
+    step3.main(args(config, "--max-steps", "2", "--block-size", "16"))
     assert "blocs de 16 jetons" in capsys.readouterr().out
 
 
@@ -217,7 +221,9 @@ def test_a_killed_short_run_keeps_its_checkpoints_and_resume_continues_it(tokeni
     assert [checkpoints.read_state(c)["step"] for c in first.checkpoints()] == [8, 12]  # the old run untouched
     assert [checkpoints.read_state(c)["step"] for c in runs[1].checkpoints()] == [4, 6]  # the new run's own
     capsys.readouterr()
-    metrics = step3.main(["--workdir", str(config.workdir), "--base-model", config.base_model, "--resume"])
+    # keep 1: the checkpoint it resumed from is pruned as soon as the run saves a newer one
+    metrics = step3.main(["--workdir", str(config.workdir), "--base-model", config.base_model, "--resume",
+                          "--keep-checkpoints", "1"])
     out = capsys.readouterr().out
     assert f"Reprise de l'essai {runs[1].name} au pas 6" in out
     assert metrics["resumed_from_step"] == 6 and [s["step"] for s in metrics["steps"]] == [7, 8, 9]

@@ -290,3 +290,44 @@ def test_the_from_scratch_model_is_offered_as_a_second_choice(service, mini_gpt_
     unknown = client.post("/api/generate", json={"prompt": "Germain", "model": "gpt5"})
     assert unknown.status_code == 400 and "Modèle inconnu" in unknown.get_json()["error"]
     assert client.get("/healthz").get_json()["models"] == ["gpt2", "mini-gpt"]
+
+
+def test_a_second_server_started_while_the_first_is_loading_fails_at_once(tiny_model_dir, tmp_path):
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    from conftest import REPO
+
+    shutil.copytree(tiny_model_dir, Config(workdir=tmp_path).finetuned_dir)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "AURORE_WORKDIR": str(tmp_path)}
+    first = subprocess.Popen([sys.executable, "aurore/5_flask_solution.py", "--port", str(port)], cwd=REPO, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the port is taken as soon as the first server starts, before its load
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        second = run_script(["aurore/5_flask_solution.py", "--port", str(port)], {"AURORE_WORKDIR": str(tmp_path)})
+        assert second.returncode == 1 and f"Le port {port} de 127.0.0.1 est déjà pris" in second.stderr
+        assert "Traceback" not in second.stderr
+        while time.monotonic() < deadline:  # ... and the first one still serves
+            try:
+                assert urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30).status == 200
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise AssertionError("the first server never answered")
+    finally:
+        first.terminate()
+        first.wait(30)
