@@ -1,7 +1,7 @@
 """The web layer of step 5, around the routes the participant writes in `aurore/5_flask*.py`.
 
-`setup(app, models)` adds what is not the lesson: the home page, the JSON health check, the size limit, and error
-pages. `answer(values, models)` validates a form or JSON body (French messages for people) and asks the model.
+`setup(app, models)` adds what is not the lesson: the home page, "Mon modèle" (what step 3 measured), the JSON
+health check, the size limit, and error pages. `answer(values, models)` validates a form or JSON body (French messages for people) and asks the model.
 `load_models` loads the models once, before the server starts; `serve` runs waitress. The web layer only
 generates: it never imports training code.
 """
@@ -9,13 +9,15 @@ generates: it never imports training code.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import socket
 import time
 import unicodedata
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, render_template, request, send_file
 
 from aurore import fastgen, generation, minigpt
 from aurore.config import PACKAGE_DIR, Config
@@ -89,10 +91,33 @@ class Models:
     """The models the page offers, by key; "gpt2" (step 3's model, else the base model) comes first."""
 
     served: dict[str, Served] = field(default_factory=dict)
+    report: Path | None = None  # step 3's final folder, for "Mon modèle" (read at each visit: no restart needed)
 
     @property
     def main(self) -> Served:
         return self.served["gpt2"]
+
+
+@dataclass(frozen=True)
+class Report:
+    """What step 3 wrote beside its model: perplexities, settings, the loss curve, the model card."""
+
+    perplexity_before: float
+    perplexity_after: float
+    settings: dict
+    card: str
+    has_curve: bool
+
+
+def read_report(folder: Path | None) -> Report | None:
+    """Step 3's report, or None when step 3 has not finished a run yet."""
+    if folder is None or not (Path(folder) / "metrics.json").is_file():
+        return None
+    metrics = json.loads((Path(folder) / "metrics.json").read_text(encoding="utf-8"))
+    card = Path(folder) / "README.md"
+    text = card.read_text(encoding="utf-8").split("---", 2)[-1].strip() if card.is_file() else ""
+    return Report(metrics["perplexity_before"], metrics["perplexity_after"], metrics.get("settings", {}), text,
+                  (Path(folder) / "loss.png").is_file())
 
 
 @dataclass(frozen=True)
@@ -183,6 +208,17 @@ def setup(app: Flask, models: Models) -> Flask:
         return jsonify(status="ok", model=main.info.name, finetuned=main.info.finetuned, engine=main.service.engine.name,
                        queued=main.service.queued, models=sorted(models.served))
 
+    @app.get("/mon-modele")
+    def report():
+        return render_template("report.html", model=models.main.info, report=read_report(models.report))
+
+    @app.get("/mon-modele/loss.png")
+    def loss_curve():
+        found = read_report(models.report)
+        if found is None or not found.has_curve:
+            return jsonify(error="Pas encore de courbe : lancez l'étape 3."), 404
+        return send_file(Path(models.report) / "loss.png", mimetype="image/png")
+
     @app.errorhandler(413)
     def too_large(_error):
         message = f"Requête trop grande ({MAX_REQUEST_BYTES // 1024} Ko au plus)."
@@ -236,7 +272,8 @@ def load_models(config: Config, engine: str = "compiled", timeout: float = 60.0)
         print(f"Décodage compilé : {shapes} formes en {time.perf_counter() - start:.0f} s "
               "(une requête plus longue compile la sienne une fois)")
     service = GenerationService(compiled if engine == "compiled" else generation.PipelineEngine(generator), timeout)
-    models = Models({"gpt2": Served(service, ModelInfo(choice.name, choice.finetuned, standin=choice.standin))})
+    models = Models({"gpt2": Served(service, ModelInfo(choice.name, choice.finetuned, standin=choice.standin))},
+                    report=config.finetuned_dir)
     if minigpt.exists(config):  # step 6's model, offered as a second choice
         mini = GenerationService(minigpt.MiniGPTEngine(config.mini_gpt_dir), timeout=timeout)
         models.served["mini-gpt"] = Served(mini, ModelInfo(str(config.mini_gpt_dir), False, from_scratch=True))

@@ -71,5 +71,8 @@ def test_a_browser_fills_the_form_and_reads_the_generated_text(server):
         assert page.input_value("input[name=max_new_tokens]") == "12"  # the settings stay in the form
         assert "GPT-2 affiné sur George Sand" in page.inner_text("footer")
         page.screenshot(path=str(OUTPUT / "generate.png"), full_page=True)
+        page.click("text=Mon modèle")
+        assert "pas encore été affiné" in page.inner_text("main")  # this workdir's model has no step-3 report
+        page.screenshot(path=str(OUTPUT / "mon-modele.png"), full_page=True)
         browser.close()
     assert (OUTPUT / "generate.png").stat().st_size > 1000

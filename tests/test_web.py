@@ -331,3 +331,30 @@ def test_a_second_server_started_while_the_first_is_loading_fails_at_once(tiny_m
     finally:
         first.terminate()
         first.wait(30)
+
+
+def test_mon_modele_shows_what_step3_measured_or_says_to_run_it(service, tmp_path):
+    from aurore import plots, training
+
+    folder = tmp_path / "gpt2-george-sand"
+    info = web.ModelInfo("models/gpt2-george-sand", True)
+    served = {"gpt2": web.Served(service, info)}
+    client = step5.create_app(web.Models(served, report=folder)).test_client()
+    missing = client.get("/mon-modele")
+    assert missing.status_code == 200 and "pas encore été affiné" in missing.text and "3_train.py" in missing.text
+    assert client.get("/mon-modele/loss.png").status_code == 404
+
+    folder.mkdir()  # what step 3's final save writes beside the model (later visits read it: no restart)
+    steps = [{"step": i, "loss": 5.0 - i / 10} for i in range(1, 11)]
+    epochs = [{"epoch": 1, "step": 10, "loss": 4.5, "val_loss": 4.6}]
+    metrics = {"perplexity_before": 123.456, "perplexity_after": 78.9, "steps": steps, "epochs": epochs,
+               "settings": {"learning_rate": 5e-05, "max_steps": 10}}
+    (folder / "metrics.json").write_text(__import__("json").dumps(metrics), encoding="utf-8")
+    (folder / "README.md").write_text(training.model_card("benjamin/gpt2-wechsel-french", metrics), encoding="utf-8")
+    plots.plot_losses(steps, epochs, folder / "loss.png")
+    page = client.get("/mon-modele")
+    assert page.status_code == 200 and "123.46" in page.text and "78.90" in page.text
+    assert "<th scope=\"row\">learning_rate</th><td>5e-05</td>" in page.text and 'id="loss"' in page.text
+    assert "GPT-2 fine-tuned on George Sand" in page.text and "base_model:" not in page.text  # card, front matter cut
+    curve = client.get("/mon-modele/loss.png")
+    assert curve.status_code == 200 and curve.data[:4] == b"\x89PNG"
