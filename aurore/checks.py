@@ -134,12 +134,9 @@ def _check_pipeline(module: ModuleType, tmp: Path) -> None:
 
 
 def _check_write(module: ModuleType, tmp: Path) -> None:
-    from transformers import pipeline
+    from aurore.generation import Sampling, load_generator
 
-    from aurore.generation import Sampling
-
-    folder = str(fixtures.tiny_model_folder(tmp / "model"))
-    generator = pipeline("text-generation", model=folder, tokenizer=folder, framework="tf", dtype=None)
+    generator = load_generator(str(fixtures.tiny_model_folder(tmp / "model")), Config(workdir=tmp))
     texts = module.write(generator, ["La rivière", "Germain"], Sampling(max_new_tokens=3, num_return_sequences=2))
     expect(isinstance(texts, dict) and list(texts) == ["La rivière", "Germain"], "une entrée par prompt, dans l'ordre")
     expect(all(len(v) == 2 and all(isinstance(t, str) and t.startswith(p) for t in v) for p, v in texts.items()),

@@ -31,12 +31,11 @@ class AuroreError(RuntimeError):
 class MissingStepOutput(AuroreError):
     """A step's input is missing because an earlier step has not run (or wrote elsewhere)."""
 
-    def __init__(self, thing: str, path: object, step: int | str):
-        fix = f"`{STANDIN_COMMAND}`" if step == "standin" else step_command(step)
+    def __init__(self, thing: str, path: object, step: int):
         super().__init__(
             f"Introuvable : {thing}, attendu dans {path}.",
-            f"C'est l'étape {step} qui le produit : lancez d'abord {fix}, avec le même AURORE_WORKDIR si vous en "
-            "avez choisi un." if step != "standin" else f"Construisez-le d'abord : {fix}.",
+            f"C'est l'étape {step} qui le produit : lancez d'abord {step_command(step)}, avec le même AURORE_WORKDIR "
+            "si vous en avez choisi un.",
         )
 
 

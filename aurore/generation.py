@@ -12,7 +12,7 @@ from typing import Protocol
 
 from aurore import hub
 from aurore.config import Config
-from aurore.errors import AuroreError, MissingStepOutput
+from aurore.errors import AuroreError
 
 _DEFAULTS = Config()
 STANDIN_MARKER = "aurore-standin.txt"  # written by `python -m aurore build-standin` into the stand-in's folder
@@ -56,13 +56,11 @@ def is_standin(name_or_path: str | Path) -> bool:
     return (Path(name_or_path).expanduser() / STANDIN_MARKER).is_file()
 
 
-def choose_model(config: Config, require_finetuned: bool = False) -> ModelChoice:
+def choose_model(config: Config) -> ModelChoice:
     """Step 3's fine-tuned model if it exists, else the base model (converted to TensorFlow weights once)."""
     standin = is_standin(config.base_model)
     if (Path(config.finetuned_dir) / hub.TF_WEIGHTS).is_file():
         return ModelChoice(str(config.finetuned_dir), str(config.finetuned_dir), True, standin)
-    if require_finetuned:
-        raise MissingStepOutput("le modèle affiné de l'étape 3", config.finetuned_dir, 3)
     return ModelChoice(config.base_model, hub.tensorflow_folder(config.base_model, config), False, standin)
 
 
