@@ -177,7 +177,7 @@ def _check_api(module: ModuleType, tmp: Path) -> None:
     client = _client(module)
     good = _answered(client.post("/api/generate", json={"prompt": "Le soir", "seed": 3, "num_texts": 1}))
     data = good.get_json(silent=True) or {}
-    expect(good.status_code == 200 and data.get("texts") == ["Le soir et la suite 0 (graine 3)"],
+    expect(good.status_code == 200 and data.get("texts") == ["Le soir et la suite (graine 3)"],
            f"attendu les textes en JSON, obtenu {good.status_code} {data}")
     expect(data.get("prompt") == "Le soir" and data.get("seed") == 3, "renvoyez aussi le prompt et la graine")
     bad = client.post("/api/generate", data="pas du JSON", content_type="application/json")

@@ -6,10 +6,14 @@ for every new tensor shape and every new Python value. So:
 
 - shapes come from a few buckets: the batch (1 or 8 rows) and the buffer length (prompt + new tokens: 128, 256,
   ...); each (batch, length) pair is compiled once, at start-up (`warm_up`);
-- everything that varies per request is a tensor argument: the prompt tokens and their lengths, the number of
-  new tokens, temperature, top-k, top-p, greedy or sampling, the seed;
+- everything that varies per request is a tensor argument, one value per row: the prompt tokens and their
+  lengths, the number of new tokens, temperature, top-k, top-p, greedy or sampling, the seed. Requests with any mix
+  of settings share one batch, and a row's text depends only on its own prompt, settings and seed (each row draws
+  its random numbers from a hash of its seed: see `gumbel_noise`);
 - each decoding step feeds ONE token per row through the model, reusing the keys and values of earlier positions
-  (a KV cache of fixed size, updated in place), so a step costs the same at position 5 or 500.
+  (a KV cache of fixed size, updated in place), so a step costs the same at position 5 or 500;
+- the decoding loop can stop at a given position and resume from its state (`stream_ids`): the server runs it
+  STREAM_CHUNK tokens at a time to stream the texts and to drop rows whose page was closed.
 
 Prompts are written left-aligned in the buffer. First a prefill loop feeds the prompt tokens every row shares,
 `PREFILL` per pass (one pass of 8 tokens costs about as much as one of 1: the weights are read once); then the
@@ -23,39 +27,47 @@ top-p (`tests/test_fastgen.py` compares them on random logits). The eager pipeli
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.compiler.tf2xla.python.xla import dynamic_slice, dynamic_update_slice
 
 from aurore.errors import AuroreError
-from aurore.generation import Sampling
+from aurore.generation import Progress, Row, Sampling, rows_for
 
 BATCH_BUCKETS = (1, 8)
 LENGTH_BUCKETS = (128, 256, 512, 1024)
 PREFILL = 8  # prompt positions read per pass while every row is still inside its prompt
 MAX_CANDIDATES = 1024  # top-k and top-p look among the likeliest 1,024 tokens first (see _candidates)
+STREAM_CHUNK = 8  # tokens per compiled call when streaming (each call copies the KV cache once)
 
 
 class Candidates(NamedTuple):
-    """The sampling filters worked out on the likeliest tokens (see `_candidates`)."""
+    """The sampling filters worked out on the likeliest tokens (see `_candidates`). Settings are per row."""
 
-    scaled: tf.Tensor  # the logits divided by the temperature, [B, V]
+    scaled: tf.Tensor  # the logits divided by each row's temperature, [B, V]
     values: tf.Tensor  # the candidates' scaled logits, likeliest first, [B, 1024]
     order: tf.Tensor  # their token ids, [B, 1024]
     cutoff: tf.Tensor  # the lowest logit kept, -inf when nothing is filtered, [B, 1]
-    exact: tf.Tensor  # the cut-off is the one a full sort would give
-    inside: tf.Tensor  # moreover, every kept token is a candidate
+    exact: tf.Tensor  # the cut-off is the one a full sort would give, [B, 1]
+    inside: tf.Tensor  # moreover, every kept token is a candidate, [B, 1]
+
+
+def _per_row(setting) -> tf.Tensor:
+    """A setting given for the whole batch (a scalar) or per row ([B]), as a column [B or 1, 1]."""
+    return tf.reshape(setting, [-1, 1])
 
 
 def _candidates(logits, temperature, top_k, top_p) -> Candidates:
-    """Temperature, top-k and top-p worked out on the 1,024 likeliest tokens. logits: [B, V].
+    """Temperature, top-k and top-p worked out on the 1,024 likeliest tokens. logits: [B, V]; settings: [B] or scalars.
 
     Sorting the whole vocabulary at every step is
     slow under XLA on a CPU (~60 ms for 8 x 50,257 logits), while `top_k` of 1,024 costs ~3 ms.
     """
+    temperature, top_k, top_p = _per_row(temperature), _per_row(top_k), _per_row(top_p)
     logits = logits / temperature
     vocab = logits.shape[-1]
     count = min(MAX_CANDIDATES, vocab)
@@ -75,14 +87,15 @@ def _candidates(logits, temperature, top_k, top_p) -> Candidates:
                          -np.inf)
     cutoff = tf.maximum(kth, top_p_cut)
     top_k_inside = top_k_on & (k <= count)
-    top_p_inside = (top_p < 1.0) & tf.reduce_all(before[:, -1] >= top_p)  # the boundary is before the last one
+    top_p_inside = (top_p < 1.0) & (before[:, -1:] >= top_p)  # the boundary is before the last candidate
     # (With top-k on beyond the candidates, `kth` above is wrong and so is `probs`: `exact` is False then.)
     exact = (~top_k_on | top_k_inside) & ((top_p >= 1.0) | top_p_inside)
     return Candidates(logits, values, order, cutoff, exact, exact & (top_k_inside | top_p_inside))
 
 
 def warp_logits(logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor, top_p: tf.Tensor) -> tf.Tensor:
-    """Temperature, then top-k (0 = off), then top-p (1.0 = off); filtered tokens get -inf. logits: [B, V].
+    """Temperature, then top-k (0 = off), then top-p (1.0 = off); filtered tokens get -inf. logits: [B, V];
+    settings: scalars, or one per row ([B]).
 
     Exact whenever the kept set lies among the 1,024 likeliest tokens (always with top-k <= 1,024, as in the
     web form); otherwise, e.g. top-k off and top-p on a flat distribution, a full sort runs instead.
@@ -93,13 +106,38 @@ def warp_logits(logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor, top
 
 def _warp(scaled, cutoff, exact, top_k, top_p):
     """The whole vocabulary filtered: by the candidates' cut-off when it is exact, else by a full sort."""
-    return tf.cond(exact, lambda: tf.where(scaled < cutoff, tf.constant(-np.inf, scaled.dtype), scaled),
-                   lambda: _warp_by_sorting(scaled, top_k, top_p))
+    return tf.cond(tf.reduce_all(exact), lambda: tf.where(scaled < cutoff, tf.constant(-np.inf, scaled.dtype), scaled),
+                   lambda: _warp_by_sorting(scaled, _per_row(top_k), _per_row(top_p)))
+
+
+_UINT = tf.uint32
+
+
+def _mix(x: tf.Tensor) -> tf.Tensor:
+    """MurmurHash3's finaliser on uint32: every input bit flips about half of the output bits."""
+    for shift, multiplier in ((16, 0x85EBCA6B), (13, 0xC2B2AE35), (16, None)):
+        x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(shift, _UINT)))
+        if multiplier:
+            x = x * tf.constant(multiplier, _UINT)
+    return x
+
+
+def gumbel_noise(seeds: tf.Tensor, step: tf.Tensor, count: int) -> tf.Tensor:
+    """[B, count] Gumbel noise that depends only on each row's seed, the step and the column.
+
+    TensorFlow's stateless random ops take one seed per call; a counter-based hash gives each row its own stream,
+    so a text depends on its own seed, never on the requests it shares a batch with. argmax(logits + noise) is a
+    draw from softmax(logits) (the Gumbel-max trick).
+    """
+    row = _mix(tf.bitwise.bitwise_xor(_mix(tf.cast(seeds, _UINT)), tf.cast(step, _UINT) * tf.constant(0x9E3779B9, _UINT)))
+    cells = _mix(row[:, None] + tf.cast(tf.range(count), _UINT)[None, :] * tf.constant(0x7FEB352D, _UINT))
+    uniform = (tf.cast(tf.bitwise.right_shift(cells, tf.constant(8, _UINT)), tf.float32) + 0.5) / 2.0**24
+    return -tf.math.log(-tf.math.log(uniform))
 
 
 def sample_tokens(logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor, top_p: tf.Tensor,
-                  seed: tf.Tensor) -> tf.Tensor:
-    """One token id per row, drawn from the warped distribution. seed: [2] int32 (stateless random numbers).
+                  seeds: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
+    """One token id per row, drawn from the warped distribution with the row's own seed. seeds: [B] int32.
 
     Drawing among the 1,024 candidates rather than 50,257 logits makes a step ~10% faster at batch 1 (the
     random numbers cost more than the filters); it is the same distribution whenever every kept token is
@@ -109,22 +147,24 @@ def sample_tokens(logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor, t
 
     def among_candidates():
         kept = tf.where(found.values < found.cutoff, tf.constant(-np.inf, found.values.dtype), found.values)
-        index = tf.random.stateless_categorical(kept, 1, seed=seed, dtype=tf.int32)
-        return tf.gather(found.order, index, batch_dims=1)[:, 0]
+        index = tf.argmax(kept + gumbel_noise(seeds, step, kept.shape[-1]), axis=-1, output_type=tf.int32)
+        return tf.gather(found.order, index[:, None], batch_dims=1)[:, 0]
 
     def whole_vocabulary():
         warped = _warp(found.scaled, found.cutoff, found.exact, top_k, top_p)
-        return tf.random.stateless_categorical(warped, 1, seed=seed, dtype=tf.int32)[:, 0]
+        return tf.argmax(warped + gumbel_noise(seeds, step, warped.shape[-1]), axis=-1, output_type=tf.int32)
 
-    return tf.cond(found.inside, among_candidates, whole_vocabulary)
+    return tf.cond(tf.reduce_all(found.inside), among_candidates, whole_vocabulary)
 
 
 def _warp_by_sorting(logits: tf.Tensor, top_k: tf.Tensor, top_p: tf.Tensor) -> tf.Tensor:
-    """The same filters over the whole sorted vocabulary (logits already divided by the temperature)."""
+    """The same filters over the whole sorted vocabulary (logits already divided by the temperature; top_k and
+    top_p: [B or 1, 1])."""
     vocab = tf.shape(logits)[-1]
     sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")
     k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
-    kth = tf.gather(sorted_logits, [k - 1], axis=1)  # a gather: a slice would make k a compile-time constant
+    k = tf.broadcast_to(k, [tf.shape(logits)[0], 1])
+    kth = tf.gather(sorted_logits, k - 1, batch_dims=1)  # a gather: a slice would make k a compile-time constant
     logits = tf.where(logits < kth, tf.constant(-np.inf, logits.dtype), logits)
     order = tf.argsort(logits, axis=-1, direction="DESCENDING", stable=True)
     probs = tf.nn.softmax(tf.gather(logits, order, batch_dims=1), axis=-1)
@@ -149,7 +189,7 @@ class CompiledGenerator:
         self.head_dim = config.n_embd // config.n_head
         self.eos = tokenizer.eos_token_id
         self.traces = 0  # incremented each time TensorFlow (re)traces the decoding function
-        self._decode = tf.function(self._decode_loop, jit_compile=jit_compile, reduce_retracing=False)
+        self._decode = tf.function(self._decode_chunk, jit_compile=jit_compile, reduce_retracing=False)
 
     # -- the model, a few positions per row ---------------------------------------------------------------------
 
@@ -188,16 +228,17 @@ class CompiledGenerator:
         x = transformer.ln_f(dynamic_slice(x, [0, last, 0], [x.shape[0], 1, x.shape[2]]))[:, 0]  # [B, E]
         return tf.matmul(x, transformer.wte.embeddings, transpose_b=True), tuple(updated)
 
-    def _decode_loop(self, buffer, lengths, new_tokens, temperature, top_k, top_p, do_sample, seed):
-        """buffer: [B, T] int32, prompts left-aligned; returns the buffer with each row's continuation."""
+    def _decode_chunk(self, t, buffer, caches, finished, lengths, new_tokens, temperature, top_k, top_p, do_sample,
+                      seeds, stop_at):
+        """Decode from position t until position `stop_at` has its token or every row is complete.
+
+        buffer: [B, T] int32, prompts left-aligned; settings: one per row ([B]). Returns the state to pass to the
+        next call: (t, buffer, caches, finished). One call can do the whole text; the server calls it a few tokens
+        at a time to stream them (and to stop rows nobody waits for any more).
+        """
         self.traces += 1  # Python side effect: runs only while tracing
-        batch, length = tf.shape(buffer)[0], buffer.shape[1]
-        zeros = tf.zeros([batch * self.n_head, length, self.head_dim], tf.float32)
-        caches = tuple((zeros, zeros) for _ in range(self.n_layer))
-        finished = tf.zeros([batch], tf.bool)
+        length = buffer.shape[1]
         shared = tf.reduce_min(lengths)  # positions 0..shared-1 hold prompt tokens in every row
-        last = tf.reduce_max(lengths) + new_tokens - 1  # the last position that needs a next token
-        t = tf.constant(0)
 
         def step(positions: int):
             """A loop body: feed `positions` tokens from t (the prompt ones only count), write the next token."""
@@ -207,7 +248,7 @@ class CompiledGenerator:
                 tokens = dynamic_slice(buffer, [0, t], [buffer.shape[0], positions])
                 logits, caches = self._logits(tokens, t, count - 1, caches, length)
                 t = t + count  # the position that receives the next token
-                sampled = sample_tokens(logits, temperature, top_k, top_p, tf.stack([seed, t]))
+                sampled = sample_tokens(logits, temperature, top_k, top_p, seeds, t)
                 chosen = tf.where(do_sample, sampled, tf.argmax(logits, axis=-1, output_type=tf.int32))
                 in_prompt = t < lengths
                 done = t >= lengths + new_tokens  # this row already has all its new tokens
@@ -220,14 +261,16 @@ class CompiledGenerator:
 
             return body
 
+        def unfinished(t, buffer, caches, finished):  # a row is complete once it wrote end-of-text or its last token
+            return (t < stop_at) & ~tf.reduce_all(finished | (t >= lengths + new_tokens - 1))
+
         # Prefill: while every row is still inside its prompt, read up to PREFILL prompt tokens per pass, so the
         # weights are read from memory once, not once per token. Slots past the last token that counted hold
         # junk, hidden by the causal mask and overwritten when their turn comes.
         state = tf.while_loop(lambda t, *_: (shared - t >= 2) & (t + PREFILL <= length), step(PREFILL),
                               (t, buffer, caches, finished), maximum_iterations=length - 1)
         # Decoding: one token per pass.
-        _, buffer, *_ = tf.while_loop(lambda t, *_: t < last, step(1), state, maximum_iterations=length - 1)
-        return buffer
+        return tf.while_loop(unfinished, step(1), state, maximum_iterations=length - 1)
 
     # -- requests ------------------------------------------------------------------------------------------------
 
@@ -238,46 +281,101 @@ class CompiledGenerator:
     def bucket(value: int, buckets: tuple[int, ...]) -> int:
         return next(b for b in buckets if b >= value)
 
-    def generate_ids(self, prompts: list[list[int]], sampling: Sampling) -> list[list[int]]:
-        """New token ids for each prompt (each list ends before the first end-of-text token)."""
+    def stream_ids(self, prompts: list[list[int]], samplings: list[Sampling], chunk: int | None = None,
+                   wanted: Callable[[], list[bool]] | None = None, min_length: int = 0) -> Iterator[list[list[int]]]:
+        """Decode up to 8 rows, each with its own settings; yield each row's new token ids so far.
+
+        chunk=None: one compiled call, one yield. chunk=N: a first yield as soon as the shortest prompt has its
+        first new token, then one every N tokens; before each call, rows for which `wanted()` says False stop.
+        """
         rows = len(prompts)
-        longest = max(len(p) for p in prompts) + sampling.max_new_tokens
+        longest = max(len(ids) + s.max_new_tokens for ids, s in zip(prompts, samplings))
         if longest > self.context_size:
             raise AuroreError(f"Le début de texte plus les jetons à générer ({longest} jetons) dépassent la mémoire du "
                               f"modèle ({self.context_size} jetons).", "Raccourcissez le texte ou baissez max_new_tokens.")
-        length = self.bucket(longest, tuple(b for b in LENGTH_BUCKETS if b <= self.context_size) + (self.context_size,))
-        batch = self.bucket(rows, BATCH_BUCKETS) if rows <= BATCH_BUCKETS[-1] else rows
+        length = self.bucket(max(longest, min_length),
+                             tuple(b for b in LENGTH_BUCKETS if b <= self.context_size) + (self.context_size,))
+        batch = self.bucket(rows, BATCH_BUCKETS)
+        padded = [*prompts, *[prompts[0]] * (batch - rows)]  # spare rows repeat a prompt (prefill stays shared)
+        settings = [*samplings, *[dataclasses.replace(samplings[0], max_new_tokens=0)] * (batch - rows)]
         buffer = np.full((batch, length), self.eos, dtype=np.int32)
-        lengths = np.ones(batch, dtype=np.int32)
-        for i, ids in enumerate(prompts):
-            buffer[i, : len(ids)], lengths[i] = ids, len(ids)
-        out = self._decode(
-            tf.constant(buffer), tf.constant(lengths), tf.constant(sampling.max_new_tokens, tf.int32),
-            tf.constant(sampling.temperature, tf.float32), tf.constant(sampling.top_k, tf.int32),
-            tf.constant(sampling.top_p, tf.float32), tf.constant(sampling.do_sample), tf.constant(sampling.seed, tf.int32),
-        ).numpy()
+        for i, ids in enumerate(padded):
+            buffer[i, : len(ids)] = ids
+        lengths = np.array([len(ids) for ids in padded], np.int32)
+        new_tokens = np.array([s.max_new_tokens for s in settings], np.int32)
+        per_row = (tf.constant(lengths), tf.constant(new_tokens),
+                   tf.constant([s.temperature for s in settings], tf.float32),
+                   tf.constant([s.top_k for s in settings], tf.int32),
+                   tf.constant([s.top_p for s in settings], tf.float32),
+                   tf.constant([s.do_sample for s in settings]),
+                   tf.constant([s.seed % 2**31 for s in settings], tf.int32))
+        zeros = tf.zeros([batch * self.n_head, length, self.head_dim], tf.float32)
+        finished = np.arange(batch) >= rows
+        t, buffer, caches = tf.constant(0), tf.constant(buffer), tuple((zeros, zeros) for _ in range(self.n_layer))
+        stop = int(lengths[:rows].min()) if chunk else length
+        while True:
+            t, buffer, caches, done = self._decode(t, buffer, caches, tf.constant(finished), *per_row,
+                                                   tf.constant(stop, tf.int32))
+            position, out, finished = int(t), buffer.numpy(), done.numpy()
+            yield [self._new_ids(out[i], lengths[i], min(position + 1, lengths[i] + new_tokens[i]))
+                   for i in range(rows)]
+            if np.all(finished | (position >= lengths + new_tokens - 1)) or position >= length - 1:
+                return
+            if wanted is not None:
+                finished = finished | ~np.array([*wanted(), *[False] * (batch - rows)])
+            stop = position + chunk
+
+    def _new_ids(self, row: np.ndarray, start: int, end: int) -> list[int]:
+        new = row[start:end].tolist()
+        return new[: new.index(self.eos)] if self.eos in new else new
+
+    def generate_ids(self, prompts: list[list[int]], sampling: Sampling | list[Sampling],
+                     min_length: int = 0) -> list[list[int]]:
+        """New token ids for each prompt (each list ends before the first end-of-text token), in one compiled call
+        per 8 rows; `sampling` is shared, or one per prompt."""
+        samplings = sampling if isinstance(sampling, list) else [sampling] * len(prompts)
         results = []
-        for i, ids in enumerate(prompts):
-            new = out[i, len(ids) : len(ids) + sampling.max_new_tokens].tolist()
-            results.append(new[: new.index(self.eos)] if self.eos in new else new)
+        for start in range(0, len(prompts), BATCH_BUCKETS[-1]):
+            part = slice(start, start + BATCH_BUCKETS[-1])
+            *_, last = self.stream_ids(prompts[part], samplings[part], min_length=min_length)
+            results += last
         return results
 
+    def generate_rows(self, rows: list[Row], progress: Progress | None = None) -> list[str]:
+        """The engine interface of the web app: one text per row, each row with its own settings, up to 8 rows per
+        compiled batch. With `progress`, texts are streamed every STREAM_CHUNK tokens (see generation.Progress)."""
+        encoded = [self.tokenizer(row.prompt)["input_ids"] for row in rows]
+        texts = [row.prompt for row in rows]
+        wanted = [True] * len(rows)
+        for start in range(0, len(rows), BATCH_BUCKETS[-1]):
+            part = slice(start, start + BATCH_BUCKETS[-1])
+            stream = self.stream_ids(encoded[part], [row.sampling for row in rows[part]],
+                                     chunk=STREAM_CHUNK if progress else None, wanted=lambda: wanted[part])
+            for new in stream:
+                for i, ids in enumerate(new, start):
+                    texts[i] = self.tokenizer.decode(encoded[i] + ids, skip_special_tokens=True)
+                if progress:
+                    wanted = progress(texts)
+        return texts
+
     def generate_batch(self, prompts: list[str], sampling: Sampling) -> list[list[str]]:
-        """The engine interface of the web app: `num_return_sequences` texts per prompt, batched together."""
-        copies = sampling.num_return_sequences if sampling.do_sample else 1
-        encoded = [self.tokenizer(p)["input_ids"] for p in prompts for _ in range(copies)]
-        texts = []
-        for start in range(0, len(encoded), BATCH_BUCKETS[-1]):
-            chunk = encoded[start : start + BATCH_BUCKETS[-1]]
-            for ids, new in zip(chunk, self.generate_ids(chunk, sampling)):
-                texts.append(self.tokenizer.decode(ids + new, skip_special_tokens=True))
-        return [texts[i * copies : (i + 1) * copies] for i in range(len(prompts))]
+        """`num_return_sequences` texts per prompt (text i drawn with seed + i), batched together."""
+        rows = [row for prompt in prompts for row in rows_for(prompt, sampling)]
+        texts = iter(self.generate_rows(rows))
+        return [[next(texts) for _ in rows_for(prompt, sampling)] for prompt in prompts]
+
+    def next_token_logits(self, prompt: str) -> np.ndarray:
+        """The model's scores for the token after `prompt` ([vocabulary]): one eager forward pass."""
+        ids = self.tokenizer(prompt)["input_ids"][-self.context_size :]
+        return self.model(tf.constant([ids], tf.int32), training=False).logits[0, -1].numpy()
 
     def warm_up(self, lengths: tuple[int, ...] = (128,)) -> int:
-        """Compile every (batch, length) bucket the server will use, before the first request."""
+        """Compile every (batch, length) bucket the server will use, before the first request (a one-token prompt
+        and one new token: the shapes are what counts, the work is nothing)."""
         for length in lengths:
             for batch in BATCH_BUCKETS:
-                sampling = Sampling(max_new_tokens=1, num_return_sequences=1)
-                prompt = [self.eos] * (min(length, self.context_size) - 1)
-                self.generate_ids([prompt] * batch, sampling)
+                self.generate_ids([[self.eos]] * batch, Sampling(max_new_tokens=1), min_length=min(length, self.context_size))
         return self.traces
+
+    def token_text(self, token_id: int) -> str:
+        return self.tokenizer.decode([token_id])

@@ -58,6 +58,13 @@ class EchoEngine:
     def count_tokens(self, prompt: str) -> int:
         return len(prompt.split())
 
-    def generate_batch(self, prompts: list[str], sampling) -> list[list[str]]:
-        return [[f"{prompt} et la suite {i} (graine {sampling.seed})" for i in range(sampling.num_return_sequences)]
-                for prompt in prompts]
+    def generate_rows(self, rows, progress=None) -> list[str]:
+        return [f"{row.prompt} et la suite (graine {row.sampling.seed})" for row in rows]
+
+    def next_token_logits(self, prompt: str):
+        import numpy as np
+
+        return np.linspace(2.0, -2.0, 20)  # token i is likelier than token i + 1
+
+    def token_text(self, token_id: int) -> str:
+        return f" mot{token_id}"

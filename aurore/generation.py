@@ -6,9 +6,9 @@ AURORE_TEMPERATURE and friends say.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from aurore import hub
 from aurore.config import Config
@@ -34,6 +34,26 @@ class Sampling:
     def from_config(cls, config: Config, **overrides) -> "Sampling":
         return cls(**{"max_new_tokens": config.max_new_tokens, "temperature": config.temperature,
                       "top_k": config.top_k, "top_p": config.top_p, "seed": config.seed, **overrides})
+
+
+@dataclass(frozen=True)
+class Row:
+    """One text to write: a prompt and its own settings (num_return_sequences is ignored: a row is one text)."""
+
+    prompt: str
+    sampling: Sampling
+
+
+def rows_for(prompt: str, sampling: Sampling) -> list[Row]:
+    """The texts a request asks for, one row each: text i is drawn with seed + i, so any one can be redone alone."""
+    copies = sampling.num_return_sequences if sampling.do_sample else 1
+    return [Row(prompt, replace(sampling, seed=(sampling.seed + i) % 2**31, num_return_sequences=1))
+            for i in range(copies)]
+
+
+# Called with every row's text so far (prompt included) while an engine writes; returns which rows are still
+# wanted (a page that was closed no longer wants its rows, and the engine stops them).
+Progress = Callable[[list[str]], list[bool]]
 
 
 @dataclass(frozen=True)
@@ -107,11 +127,17 @@ class Engine(Protocol):
 
     def count_tokens(self, prompt: str) -> int: ...
 
-    def generate_batch(self, prompts: list[str], sampling: Sampling) -> list[list[str]]: ...
+    def generate_rows(self, rows: list[Row], progress: Progress | None = None) -> list[str]:
+        """One text (prompt included) per row, each row with its own settings."""
+
+    def next_token_logits(self, prompt: str):
+        """The scores of every token of the vocabulary as the next one (a numpy vector)."""
+
+    def token_text(self, token_id: int) -> str: ...
 
 
 class PipelineEngine:
-    """The reference engine: the transformers pipeline, in eager TensorFlow, one prompt after another."""
+    """The reference engine: the transformers pipeline, in eager TensorFlow, one text after another."""
 
     name = "eager"
 
@@ -125,5 +151,17 @@ class PipelineEngine:
     def count_tokens(self, prompt: str) -> int:
         return len(self.generator.tokenizer(prompt)["input_ids"])
 
-    def generate_batch(self, prompts: list[str], sampling: Sampling) -> list[list[str]]:
-        return [generate(self.generator, prompt, sampling) for prompt in prompts]
+    def generate_rows(self, rows: list[Row], progress: Progress | None = None) -> list[str]:
+        texts = [row.prompt for row in rows]
+        for i, row in enumerate(rows):
+            texts[i] = generate(self.generator, row.prompt, row.sampling)[0]
+            if progress and not any(progress(texts)[i + 1 :]):
+                break  # nobody waits for the remaining rows
+        return texts
+
+    def next_token_logits(self, prompt: str):
+        ids = self.generator.tokenizer(prompt, return_tensors="tf")["input_ids"][:, -self.context_size :]
+        return self.generator.model(ids, training=False).logits[0, -1].numpy()
+
+    def token_text(self, token_id: int) -> str:
+        return self.generator.tokenizer.decode([token_id])

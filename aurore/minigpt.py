@@ -25,6 +25,7 @@ from aurore.config import Config
 from aurore.errors import AuroreError, require_output
 
 UNKNOWN_CHAR = "\ufffd"  # stands for characters the training text never showed
+WORD_END_MARGIN = 30  # characters a served text may run past its length to finish its word
 
 
 # -- texts -------------------------------------------------------------------------------------------------------
@@ -240,24 +241,46 @@ class MiniGPTEngine:
     def count_tokens(self, prompt: str) -> int:
         return len(self.vocabulary.encode(prompt))
 
-    def generate_batch(self, prompts: list[str], sampling) -> list[list[str]]:
-        from aurore.fastgen import warp_logits
+    def generate_rows(self, rows: list, progress=None) -> list[str]:
+        """One text per row (see generation.Engine). max_new_tokens counts characters for a character model, and
+        the text then runs on to the end of its word (at most WORD_END_MARGIN more), so it never stops mid-word."""
+        texts, wanted = [row.prompt for row in rows], [True] * len(rows)
+        for i, row in enumerate(rows):
+            ids = self.vocabulary.encode(row.prompt) or [0]
+            for step in range(row.sampling.max_new_tokens + WORD_END_MARGIN):
+                if not wanted[i] or (step >= row.sampling.max_new_tokens and self._word_ended(ids)):
+                    break
+                ids.append(self._next_token(ids, row.sampling, step))
+                if progress and step % 8 == 7:
+                    texts[i] = self.vocabulary.decode(ids)
+                    wanted = progress(texts)
+            texts[i] = self.vocabulary.decode(ids)
+            if progress:
+                wanted = progress(texts)
+        return texts
 
-        results = []
-        for prompt in prompts:
-            texts = []
-            copies = sampling.num_return_sequences if sampling.do_sample else 1
-            for copy in range(copies):
-                ids = self.vocabulary.encode(prompt) or [0]
-                for step in range(sampling.max_new_tokens):
-                    logits = self.model.serve(tf.constant([ids[-self.seq_len :]], tf.int32))[:, -1]
-                    if sampling.do_sample:
-                        warped = warp_logits(logits, tf.constant(sampling.temperature), tf.constant(sampling.top_k),
-                                             tf.constant(sampling.top_p))
-                        seed = tf.constant([sampling.seed, copy * 100_003 + step])
-                        ids.append(int(tf.random.stateless_categorical(warped, 1, seed=seed)[0, 0]))
-                    else:
-                        ids.append(int(tf.argmax(logits[0])))
-                texts.append(self.vocabulary.decode(ids))
-            results.append(texts)
-        return results
+    def _word_ended(self, ids: list[int]) -> bool:
+        return self.vocabulary.kind != "char" or not self.vocabulary.decode(ids[-1:]).isalnum()
+
+    def _next_token(self, ids: list[int], sampling, step: int) -> int:
+        from aurore.fastgen import sample_tokens
+
+        logits = self.model.serve(tf.constant([ids[-self.seq_len :]], tf.int32))[:, -1]
+        if not sampling.do_sample:
+            return int(tf.argmax(logits[0]))
+        return int(sample_tokens(logits, tf.constant([sampling.temperature]), tf.constant([sampling.top_k]),
+                                 tf.constant([sampling.top_p]), tf.constant([sampling.seed % 2**31]),
+                                 tf.constant(step))[0])
+
+    def next_token_logits(self, prompt: str) -> np.ndarray:
+        ids = self.vocabulary.encode(prompt) or [0]
+        return self.model.serve(tf.constant([ids[-self.seq_len :]], tf.int32))[0, -1].numpy()
+
+    def token_text(self, token_id: int) -> str:
+        return self.vocabulary.decode([token_id])
+
+    def generate_batch(self, prompts: list[str], sampling) -> list[list[str]]:
+        """`num_return_sequences` texts per prompt (text i drawn with seed + i)."""
+        from aurore.generation import rows_for
+
+        return [self.generate_rows(rows_for(prompt, sampling)) for prompt in prompts]

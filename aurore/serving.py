@@ -1,9 +1,13 @@
-"""One generation worker for the web app: requests queue up, compatible ones share a batch, none waits forever.
+"""One generation worker per model for the web app: requests queue up, share batches, stream, and none waits forever.
 
-A model is not safe to call from many threads at once, and on a CPU one batch of 8 prompts costs little more than
-one prompt. So web threads hand their request to a single worker thread and wait for the answer; the worker takes
-the oldest request plus every waiting request with the same sampling settings (up to `max_batch`) and runs them
-in one generate call. A request that is not answered within `timeout` seconds gets `ServiceBusy` (HTTP 503).
+A model is not safe to call from many threads at once, and on a CPU one batch of 8 texts costs little more than
+one text. So web threads hand their request to a single worker thread and wait for (or stream) the answer. Each
+request becomes rows (one per text wanted), each row with its own settings: the worker takes the oldest requests
+whose rows fit in one batch (up to `max_batch` rows), whatever their temperature, top-k, top-p, seed or length,
+and runs them in one engine call. While the engine writes, it reports the texts so far: each request sees its own
+(streaming), and a request nobody waits for any more (a closed page) is cancelled: its rows stop at the next chunk,
+and the whole batch stops when no row is wanted. A request not answered within `timeout` seconds gets
+`ServiceBusy` (HTTP 503).
 
 When the previous batch held several requests, the worker waits up to `batch_window` seconds for more before
 starting a batch that is not full: clients answered by that batch send their next request a few milliseconds later,
@@ -13,43 +17,51 @@ instead of batches of 8). A lone client never waits.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from typing import Iterator
 
-from aurore.generation import Sampling
-
+from aurore.generation import Engine, Row, Sampling, rows_for
 
 BATCH_WINDOW = 0.02  # seconds; a few loopback round trips, small next to one generate call (~0.5 s on 124M)
-
-
-def _shares_a_batch(a: Sampling, b: Sampling) -> bool:
-    """Requests with the same settings share one generate call, whatever their seeds (the page draws one per click):
-    the batch samples with its first request's seed, so a seed repeats a text only for a request served alone."""
-    return dataclasses.replace(a, seed=0) == dataclasses.replace(b, seed=0)
 
 
 class ServiceBusy(RuntimeError):
     """No answer within the time-out: the server is overloaded."""
 
 
-@dataclass
-class _Job:
-    prompt: str
-    sampling: Sampling
-    future: Future = field(default_factory=Future)
+class Job:
+    """A request: its rows, their texts so far, and whether it is done, failed, or no longer wanted."""
+
+    def __init__(self, prompt: str, sampling: Sampling):
+        self.rows: list[Row] = rows_for(prompt, sampling)
+        self.texts = [row.prompt for row in self.rows]
+        self.version = 0  # bumped at each update, so a streaming reader knows there is something new
+        self.done, self.cancelled, self.error = False, False, None
+        self._changed = threading.Condition()
+
+    def update(self, texts: list[str], done: bool = False, error: BaseException | None = None) -> None:
+        with self._changed:
+            self.texts, self.done, self.error = list(texts), done, error
+            self.version += 1
+            self._changed.notify_all()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def wait(self, version: int, timeout: float) -> bool:
+        """Wait until the job changed since `version` (or is done); False after `timeout` seconds without news."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.version > version or self.done, timeout)
 
 
 class GenerationService:
-    def __init__(self, engine, timeout: float = 60.0, max_batch: int = 8, batch_window: float = BATCH_WINDOW):
+    def __init__(self, engine: Engine, timeout: float = 60.0, max_batch: int = 8, batch_window: float = BATCH_WINDOW):
         self.engine, self.timeout, self.max_batch, self.batch_window = engine, timeout, max_batch, batch_window
-        self._pending: deque[_Job] = deque()
+        self._pending: deque[Job] = deque()
         self._ready = threading.Condition()
-        self.batches = 0  # how many generate calls were made (tests and /healthz read it)
+        self.batches = 0  # how many engine calls were made (tests and /healthz read it)
         self._last_batch_size = 0
         threading.Thread(target=self._work, name="generation-worker", daemon=True).start()
 
@@ -57,45 +69,84 @@ class GenerationService:
     def queued(self) -> int:
         return len(self._pending)
 
-    def generate(self, prompt: str, sampling: Sampling) -> list[str]:
-        """Called from a web thread: wait for the texts, or raise ServiceBusy after `timeout` seconds."""
-        job = _Job(prompt, sampling)
+    def submit(self, prompt: str, sampling: Sampling) -> Job:
+        job = Job(prompt, sampling)
         with self._ready:
             self._pending.append(job)
             self._ready.notify()
-        try:
-            return job.future.result(timeout=self.timeout)
-        except FutureTimeout:
-            job.future.cancel()  # if still queued, the worker will skip it
-            raise ServiceBusy(f"no answer within {self.timeout:.0f} s") from None
+        return job
 
-    def _next_batch(self) -> list[_Job]:
+    def generate(self, prompt: str, sampling: Sampling) -> list[str]:
+        """Called from a web thread: wait for the texts, or raise ServiceBusy after `timeout` seconds."""
+        job = self.submit(prompt, sampling)
+        deadline = time.monotonic() + self.timeout
+        while not job.done:
+            if not job.wait(job.version, deadline - time.monotonic()) and not job.done:
+                job.cancel()  # if still queued, the worker skips it; if running, its rows stop
+                raise ServiceBusy(f"no answer within {self.timeout:.0f} s")
+        if job.error is not None:
+            raise job.error
+        return job.texts
+
+    def stream(self, prompt: str, sampling: Sampling) -> Iterator[list[str]]:
+        """The texts so far, each time they grow, until they are complete. Closing the iterator (the client went
+        away) cancels the request. ServiceBusy when `timeout` seconds pass without news."""
+        job = self.submit(prompt, sampling)
+        seen = 0
+        try:
+            while True:
+                if not job.wait(seen, self.timeout):
+                    raise ServiceBusy(f"no news within {self.timeout:.0f} s")
+                seen = job.version
+                if job.error is not None:
+                    raise job.error
+                yield job.texts
+                if job.done:
+                    return
+        finally:
+            if not job.done:
+                job.cancel()
+
+    def _next_batch(self) -> list[Job]:
         with self._ready:
             while not self._pending:
                 self._ready.wait()
             deadline = time.monotonic() + (self.batch_window if self._last_batch_size > 1 else 0.0)
-            while len(self._pending) < self.max_batch and (left := deadline - time.monotonic()) > 0:
+            while self._rows_pending() < self.max_batch and (left := deadline - time.monotonic()) > 0:
                 self._ready.wait(left)  # woken by each new request
-            first = self._pending.popleft()
-            batch, others = [first], deque()
-            while self._pending and len(batch) < self.max_batch:
-                job = self._pending.popleft()
-                (batch if _shares_a_batch(job.sampling, first.sampling) else others).append(job)
-            self._pending.extendleft(reversed(others))  # the rest keep their place in the queue
+            batch, rows = [], 0
+            while self._pending and (not batch or rows + len(self._pending[0].rows) <= self.max_batch):
+                job = self._pending.popleft()  # oldest first, whatever its settings
+                if not job.cancelled:
+                    batch.append(job)
+                    rows += len(job.rows)
             self._last_batch_size = len(batch)
-        return [job for job in batch if job.future.set_running_or_notify_cancel()]
+        return batch
+
+    def _rows_pending(self) -> int:
+        return sum(len(job.rows) for job in self._pending)
 
     def _work(self) -> None:
         while True:
             batch = self._next_batch()
             if not batch:
                 continue
+            spans, rows = [], []
+            for job in batch:
+                spans.append(slice(len(rows), len(rows) + len(job.rows)))
+                rows += job.rows
+
+            def progress(texts: list[str]) -> list[bool]:
+                for job, span in zip(batch, spans):
+                    job.update(texts[span])
+                return [not job.cancelled for job, span in zip(batch, spans) for _ in range(span.stop - span.start)]
+
             try:
-                results = self.engine.generate_batch([job.prompt for job in batch], batch[0].sampling)
+                texts = self.engine.generate_rows(rows, progress)
                 self.batches += 1
             except Exception as error:  # the web thread turns it into an error page
                 for job in batch:
-                    job.future.set_exception(error)
+                    job.update(job.texts, done=True, error=error)
                 continue
-            for job, texts in zip(batch, results):
-                job.future.set_result(texts)
+            for job, span in zip(batch, spans):
+                job.update(texts[span], done=True)

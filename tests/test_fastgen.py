@@ -50,7 +50,7 @@ def test_sampling_draws_from_the_warped_distribution(temperature, top_k, top_p, 
     logits = tf.constant(np.repeat(row, draws, axis=0), tf.float32)  # one distribution, 4,000 independent draws
     args = tf.constant(temperature), tf.constant(top_k), tf.constant(top_p)
     expected = tf.nn.softmax(fastgen.warp_logits(logits[:1], *args)).numpy()[0]
-    tokens = fastgen.sample_tokens(logits, *args, seed=tf.constant([3, 4])).numpy()
+    tokens = fastgen.sample_tokens(logits, *args, seeds=tf.range(draws), step=tf.constant(5)).numpy()
     assert expected[tokens].min() > 0, "a filtered token was drawn"
     # Five groups of tokens of about equal expected mass; each group's observed share is within ~5 sigma.
     ranked = np.argsort(-expected)
@@ -101,11 +101,19 @@ generator = generation.load_generator(str(folder), Config(workdir=folder.parent)
 compiled = fastgen.CompiledGenerator(generator.model, generator.tokenizer)
 compiled.warm_up()
 print("traces after warm-up", compiled.traces, flush=True)
-for i, prompt in enumerate(json.loads(sys.argv[2])):
+prompts = json.loads(sys.argv[2])
+for i, prompt in enumerate(prompts):
     sampling = generation.Sampling(max_new_tokens=5 + 7 * i, temperature=0.5 + 0.3 * i, top_k=i * 20,
                                    top_p=1.0 - 0.1 * i, do_sample=i % 2 == 0, seed=i, num_return_sequences=1 + i % 3)
     texts = compiled.generate_batch([prompt] * (1 + i), sampling)
     assert len(texts) == 1 + i and all(t.startswith(prompt) for row in texts for t in row)
+# every row with its own settings, in one batch, streamed
+rows = [generation.Row(p, generation.Sampling(max_new_tokens=3 + 3 * (i % 4), temperature=0.4 + 0.4 * i, top_k=10 * i,
+                                              top_p=1.0 - 0.05 * i, do_sample=i != 2, seed=100 + i))
+        for i, p in enumerate(prompts * 2)]
+updates = []
+compiled.generate_rows(rows, lambda texts: updates.append(texts) or [True] * len(texts))
+assert len(updates) > 2
 print("traces at the end", compiled.traces, flush=True)
 """
 
@@ -118,7 +126,7 @@ def test_after_warm_up_varied_requests_trigger_no_compilation(tmp_path):
     result = subprocess.run([sys.executable, "-c", VARIED_REQUESTS, str(tmp_path), json.dumps(PROMPTS)], env={**os.environ, **env},
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    modules = {path.name.split(".")[0] for path in dump.glob("module_*decode_loop*before_optimizations.txt")}
+    modules = {path.name.split(".")[0] for path in dump.glob("module_*decode_chunk*before_optimizations.txt")}
     lines = dict(line.rsplit(" ", 1) for line in result.stdout.splitlines() if line.startswith("traces"))
     assert lines["traces after warm-up"] == lines["traces at the end"] == str(len(fastgen.BATCH_BUCKETS))
     assert len(modules) == len(fastgen.BATCH_BUCKETS), sorted(modules)
@@ -139,3 +147,48 @@ def test_a_top_k_of_one_is_greedy(engines):
     ids = [compiled.tokenizer("Germain")["input_ids"]]
     greedy = compiled.generate_ids(ids, generation.Sampling(max_new_tokens=10, do_sample=False))
     assert compiled.generate_ids(ids, generation.Sampling(max_new_tokens=10, top_k=1, seed=3)) == greedy
+
+
+MIXED = [generation.Sampling(max_new_tokens=12, temperature=0.7, top_k=20, top_p=1.0, seed=1),
+         generation.Sampling(max_new_tokens=5, temperature=1.3, top_k=0, top_p=0.9, seed=2),
+         generation.Sampling(max_new_tokens=9, do_sample=False),
+         generation.Sampling(max_new_tokens=16, temperature=0.9, top_k=50, top_p=0.95, seed=3)]
+
+
+def test_each_row_of_a_batch_keeps_its_own_settings_and_seed(engines):
+    """A row's text depends on its prompt, settings and seed, never on the rows it shares a batch with."""
+    _, compiled = engines
+    ids = [compiled.tokenizer(p)["input_ids"] for p in PROMPTS]
+    together = compiled.generate_ids(ids, MIXED)
+    alone = [compiled.generate_ids([row], sampling)[0] for row, sampling in zip(ids, MIXED)]
+    assert together == alone
+    assert [len(new) <= s.max_new_tokens for new, s in zip(together, MIXED)] == [True] * 4
+    assert len(together[3]) > 5  # the long row went on after the short ones had finished
+    swapped = compiled.generate_ids(ids[::-1], MIXED[::-1])
+    assert swapped == together[::-1]
+
+
+def test_streaming_yields_growing_texts_that_end_as_the_one_call_does(engines):
+    _, compiled = engines
+    ids = [compiled.tokenizer(p)["input_ids"] for p in PROMPTS]
+    chunks = list(compiled.stream_ids(ids, MIXED, chunk=3))
+    assert len(chunks) >= 4 and chunks[-1] == compiled.generate_ids(ids, MIXED)
+    for before, after in zip(chunks, chunks[1:]):
+        assert all(a[: len(b)] == b for a, b in zip(after, before))  # each row only grows
+    assert sum(len(new) for new in chunks[0]) <= len(PROMPTS)  # the first yield comes after one new token
+
+
+def test_rows_nobody_wants_stop_and_the_batch_ends_when_none_is_wanted(engines):
+    _, compiled = engines
+    ids = [compiled.tokenizer(p)["input_ids"] for p in PROMPTS[:2]]
+    settings = [generation.Sampling(max_new_tokens=40, top_k=0, top_p=1.0, temperature=2.0, seed=s) for s in (5, 6)]
+    wanted = [True, True]
+    calls = 0
+    for new in compiled.stream_ids(ids, settings, chunk=2, wanted=lambda: wanted):
+        calls += 1
+        if calls == 2:
+            wanted[0] = False  # the first page was closed
+            stopped_at = len(new[0])
+        if calls == 4:
+            wanted[1] = False
+    assert len(new[0]) == stopped_at and 0 < len(new[1]) < 40 and calls == 5

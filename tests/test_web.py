@@ -129,10 +129,10 @@ class RecordingEngine:
     def __init__(self):
         self.batch_sizes, self.gate = [], threading.Event()
 
-    def generate_batch(self, prompts, sampling):
-        self.batch_sizes.append(len(prompts))
+    def generate_rows(self, rows, progress=None):
+        self.batch_sizes.append(len(rows))
         self.gate.wait(10)
-        return [[prompt] for prompt in prompts]
+        return [row.prompt for row in rows]
 
 
 def ask_in_threads(service, prompts_and_delays):
@@ -195,9 +195,9 @@ class SlowEngine:
         self.engine, self.delay, self.name = engine, delay, "slow"
         self.context_size, self.count_tokens = engine.context_size, engine.count_tokens
 
-    def generate_batch(self, prompts, sampling):
+    def generate_rows(self, rows, progress=None):
         time.sleep(self.delay)
-        return self.engine.generate_batch(prompts, sampling)
+        return self.engine.generate_rows(rows, progress)
 
 
 def test_an_overloaded_server_answers_503_instead_of_hanging(engine):
@@ -264,8 +264,8 @@ def test_texts_cut_mid_character_are_cleaned_on_the_page():
         def count_tokens(self, prompt):
             return 1
 
-        def generate_batch(self, prompts, sampling):
-            return [[f"{p} \ufffd\x16\x17suite"] for p in prompts]
+        def generate_rows(self, rows, progress=None):
+            return [f"{row.prompt} \ufffd\x16\x17suite" for row in rows]
 
     client = app_for(GenerationService(CutEngine()), web.ModelInfo("m", True)).test_client()
     texts = client.post("/api/generate", json={"prompt": "Le soir", "num_texts": 1}).get_json()["texts"]
@@ -358,3 +358,62 @@ def test_mon_modele_shows_what_step3_measured_or_says_to_run_it(service, tmp_pat
     assert "GPT-2 fine-tuned on George Sand" in page.text and "base_model:" not in page.text  # card, front matter cut
     curve = client.get("/mon-modele/loss.png")
     assert curve.status_code == 200 and curve.data[:4] == b"\x89PNG"
+
+
+def test_requests_with_different_settings_share_a_batch():
+    engine = RecordingEngine()
+    service = GenerationService(engine, batch_window=0.0)
+    first = ask_in_threads(service, [("a", 0.0)])
+    while not engine.batch_sizes:
+        time.sleep(0.01)
+    answers = {}
+    settings = {"b": generation.Sampling(temperature=0.5, max_new_tokens=7, seed=1),
+                "c": generation.Sampling(top_k=3, top_p=0.8, seed=2, num_return_sequences=3)}
+    threads = [threading.Thread(target=lambda p=p: answers.update({p: service.generate(p, settings[p])}))
+               for p in settings]
+    for thread in threads:
+        thread.start()
+    while service.queued < 2:
+        time.sleep(0.01)
+    engine.gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert first() == {"a": ["a"]} and answers == {"b": ["b"], "c": ["c", "c", "c"]}
+    assert engine.batch_sizes == [1, 4]  # b's row and c's three rows, in one engine call
+
+
+class StreamingEngine:
+    """Writes one word per step for up to 200 steps, reporting progress; records when it stopped."""
+
+    name, context_size = "streaming", 10_000
+
+    def __init__(self):
+        self.stopped_at = None
+
+    def count_tokens(self, prompt):
+        return len(prompt.split())
+
+    def generate_rows(self, rows, progress=None):
+        texts = [row.prompt for row in rows]
+        for step in range(200):
+            texts = [text + " mot" for text in texts]
+            if progress and not any(progress(texts)):
+                self.stopped_at = step
+                break
+            time.sleep(0.005)
+        return texts
+
+
+def test_a_stream_shows_growing_texts_and_closing_it_stops_the_work():
+    engine = StreamingEngine()
+    service = GenerationService(engine, timeout=10)
+    updates = service.stream("Le soir", generation.Sampling(num_return_sequences=2))
+    seen = [next(updates) for _ in range(3)]
+    assert all(len(texts) == 2 and texts[0].startswith("Le soir mot") for texts in seen)
+    assert len(seen[2][0]) > len(seen[0][0])
+    updates.close()  # the page was closed
+    deadline = time.monotonic() + 5
+    while engine.stopped_at is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert engine.stopped_at is not None and engine.stopped_at < 150
+    assert service.generate("Une autre", generation.Sampling())[0].count("mot") == 200  # the worker goes on
