@@ -28,7 +28,11 @@ top-p (`tests/test_fastgen.py` compares them on random logits). The eager pipeli
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
+import os
+import platform
+from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
@@ -379,3 +383,23 @@ class CompiledGenerator:
 
     def token_text(self, token_id: int) -> str:
         return self.tokenizer.decode([token_id])
+
+
+def keep_compilations(folder: Path) -> Path:
+    """Keep XLA's compiled programs on disk, so the next start of the server reads them instead of compiling.
+
+    TensorFlow's persistent compilation cache is keyed by the program; a program compiled for one CPU may crash
+    on another (its instructions), so each kind of CPU and TensorFlow version gets its own folder. Call before
+    the first compilation of the process (the flag is read then).
+    """
+    try:
+        cpu = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        cpu = platform.processor()
+    kind = hashlib.sha256(f"{platform.machine()} {cpu} {tf.__version__}".encode()).hexdigest()[:12]
+    folder = Path(folder) / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    if "persistent_cache_directory" not in flags:
+        os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={folder}".strip()
+    return folder

@@ -39,6 +39,7 @@ class Job:
         self.texts = [row.prompt for row in self.rows]
         self.version = 0  # bumped at each update, so a streaming reader knows there is something new
         self.done, self.cancelled, self.error = False, False, None
+        self.submitted = time.monotonic()
         self._changed = threading.Condition()
 
     def update(self, texts: list[str], done: bool = False, error: BaseException | None = None) -> None:
@@ -78,8 +79,11 @@ class GenerationService:
 
     def generate(self, prompt: str, sampling: Sampling) -> list[str]:
         """Called from a web thread: wait for the texts, or raise ServiceBusy after `timeout` seconds."""
-        job = self.submit(prompt, sampling)
-        deadline = time.monotonic() + self.timeout
+        return self.result(self.submit(prompt, sampling))
+
+    def result(self, job: Job) -> list[str]:
+        """Wait for a submitted job's texts, or raise ServiceBusy `timeout` seconds after it was submitted."""
+        deadline = job.submitted + self.timeout
         while not job.done:
             if not job.wait(job.version, deadline - time.monotonic()) and not job.done:
                 job.cancel()  # if still queued, the worker skips it; if running, its rows stop

@@ -1,0 +1,173 @@
+"""What the web app accepts and answers: the form's fields and their limits, the served models, the validation
+of a form or JSON body (French messages for people), and `answer`, which asks the chosen model.
+
+Flask-free: the routes (the participant's in `aurore/5_flask*.py`, the package's in `aurore/pages.py`) call it.
+"""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aurore import generation
+from aurore.serving import GenerationService, ServiceBusy
+
+MAX_PROMPT_CHARS = 500
+_DEFAULTS = generation.Sampling()
+
+
+@dataclass(frozen=True)
+class Field:
+    """A number the form and the API accept: its type, bounds, default (from config) and French label."""
+
+    kind: type
+    low: float
+    high: float
+    default: object
+    label: str
+
+
+FIELDS = {
+    "max_new_tokens": Field(int, 1, 200, _DEFAULTS.max_new_tokens, "nombre de jetons à générer"),
+    "temperature": Field(float, 0.05, 2.0, _DEFAULTS.temperature, "température"),
+    "top_k": Field(int, 0, 1000, _DEFAULTS.top_k, "top-k"),
+    "top_p": Field(float, 0.05, 1.0, _DEFAULTS.top_p, "top-p"),
+    "num_texts": Field(int, 1, 4, 2, "nombre de textes"),
+    "seed": Field(int, 0, 2**31 - 1, None, "graine (vide : au hasard)"),
+}
+
+
+class RequestError(Exception):
+    """A request that cannot be answered: an HTTP status and a message for people (in French)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+BUSY = RequestError(503, "Le serveur est très occupé : réessayez dans un moment.")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    finetuned: bool
+    from_scratch: bool = False
+    standin: bool = False
+    beside: bool = False  # the base model served beside the fine-tuned one (for "Comparer")
+
+    @property
+    def label(self) -> str:
+        if self.from_scratch:
+            kind = "mini-GPT construit de zéro (étape 6)"
+        elif self.finetuned:
+            kind = "GPT-2 affiné sur George Sand"
+        else:
+            kind = "modèle de base, non affiné" + ("" if self.beside else " (lancez l'étape 3)")
+        note = " — modèle de secours : il écrit n'importe quoi, c'est normal" if self.standin else ""
+        return f"{kind} — {self.name}{note}"
+
+
+@dataclass(frozen=True)
+class Served:
+    service: GenerationService
+    info: ModelInfo
+
+
+@dataclass
+class Models:
+    """The models the page offers, by key; "gpt2" (step 3's model, else the base model) comes first."""
+
+    served: dict[str, Served] = field(default_factory=dict)
+    report: Path | None = None  # step 3's final folder, for "Mon modèle" (read at each visit: no restart needed)
+
+    @property
+    def main(self) -> Served:
+        return self.served["gpt2"]
+
+
+@dataclass(frozen=True)
+class Answer:
+    prompt: str
+    texts: list[str]
+    seed: int
+    model: ModelInfo
+
+
+def readable(text: str) -> str:
+    """Drop what a token cut in the middle of a character leaves (U+FFFD) and control characters, but line breaks."""
+    return "".join(c for c in text if c in "\n\t" or (c != "\ufffd" and unicodedata.category(c) != "Cc"))
+
+
+@dataclass(frozen=True)
+class Request:
+    """A valid request: the model asked, the prompt and the settings."""
+
+    key: str
+    served: Served
+    prompt: str
+    sampling: generation.Sampling
+
+
+def prepare(values: object, models: Models) -> Request:
+    """Validate a form or JSON body: RequestError(400) with a French message when it cannot be answered."""
+    if not isinstance(values, dict):
+        raise RequestError(400, "Envoyez un objet JSON, par exemple {\"prompt\": \"Le soir\"}.")
+    key = values.get("model") or "gpt2"
+    if not isinstance(key, str) or key not in models.served:
+        raise RequestError(400, f"Modèle inconnu « {key} » : choisissez parmi {', '.join(models.served)}.")
+    prompt, sampling = parse_request(values, models.served[key].service.engine)
+    return Request(key, models.served[key], prompt, sampling)
+
+
+def answer(values: object, models: Models) -> Answer:
+    """Validate a form or JSON body, ask the chosen model, and return its texts; RequestError when impossible."""
+    request = prepare(values, models)
+    try:
+        texts = request.served.service.generate(request.prompt, request.sampling)
+    except ServiceBusy:
+        raise BUSY from None
+    return Answer(request.prompt, [readable(text) for text in texts], request.sampling.seed, request.served.info)
+
+
+def parse_request(values: dict, engine: generation.Engine) -> tuple[str, generation.Sampling]:
+    """The prompt and sampling settings of a request; RequestError(400) with a French message when unusable."""
+    prompt = values.get("prompt")
+    if not isinstance(prompt, str):
+        raise RequestError(400, "« prompt » doit être un texte : le début d'une phrase, entre guillemets.")
+    prompt = prompt.strip()
+    if not prompt:
+        raise RequestError(400, "Le texte de départ est vide : écrivez le début d'une phrase.")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise RequestError(400, f"Le texte de départ est trop long ({len(prompt)} caractères, {MAX_PROMPT_CHARS} au plus).")
+    settings = {name: _number(values.get(name), spec) for name, spec in FIELDS.items()}
+    tokens = engine.count_tokens(prompt)
+    if tokens + settings["max_new_tokens"] > engine.context_size:
+        raise RequestError(400, f"Le texte de départ ({tokens} jetons) plus les jetons à générer dépassent la mémoire "
+                                f"du modèle ({engine.context_size} jetons) : raccourcissez-le.")
+    seed = settings["seed"] if settings["seed"] is not None else random.randrange(2**31)  # a new text per click
+    return prompt, generation.Sampling(max_new_tokens=settings["max_new_tokens"], temperature=settings["temperature"],
+                                       top_k=settings["top_k"], top_p=settings["top_p"], do_sample=True,
+                                       num_return_sequences=settings["num_texts"], seed=seed)
+
+
+def read_number(values: dict, name: str):
+    """One of FIELDS from a form or JSON body, checked against its bounds; its default when empty."""
+    return _number(values.get(name), FIELDS[name])
+
+
+def _number(raw: object, spec: Field):
+    if raw in ("", None):
+        return spec.default
+    try:
+        if isinstance(raw, bool) or (spec.kind is int and isinstance(raw, float)) or not isinstance(raw, (str, int, float)):
+            raise ValueError
+        value = spec.kind(raw)
+    except (TypeError, ValueError):
+        raise RequestError(400, f"« {spec.label} » doit être un nombre{' entier' if spec.kind is int else ''} : "
+                                f"reçu {raw!r}.") from None
+    if not spec.low <= value <= spec.high:
+        raise RequestError(400, f"« {spec.label} » doit être entre {spec.low} et {spec.high} : reçu {value}.")
+    return value

@@ -1,0 +1,175 @@
+// Aurore's pages work without JavaScript (plain form posts). With it: texts stream in as the model writes them
+// (Écrire, Comparer), and the chart of "Pourquoi ce mot ?" follows the sliders. No library, nothing from a CDN.
+"use strict";
+
+function formJson(form, extra) {
+  const values = Object.fromEntries(new FormData(form).entries());
+  return JSON.stringify({ ...values, ...extra });
+}
+
+// POST a JSON body to /api/generate/stream and call onEvent(name, data) for each Server-Sent Event.
+async function streamTexts(body, signal, onEvent) {
+  const response = await fetch("/api/generate/stream", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body, signal,
+  });
+  if (!response.ok) {
+    const data = await response.json().catch(() => ({ error: `Erreur ${response.status}` }));
+    onEvent("error", data);
+    return;
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const name = (block.match(/^event: (.*)$/m) || [])[1] || "message";
+      const data = (block.match(/^data: (.*)$/m) || [])[1];
+      if (data) onEvent(name, JSON.parse(data));
+    }
+  }
+}
+
+function showError(message) {
+  const error = document.getElementById("error");
+  error.textContent = message || "";
+  error.hidden = !message;
+}
+
+// A form whose results stream in; `run(form, signal)` starts the requests and resolves when they are all done.
+function streamingForm(form, run) {
+  const stop = form.querySelector("[data-stop]");
+  let controller = null;
+  stop.addEventListener("click", () => controller && controller.abort());
+  form.addEventListener("submit", async (event) => {
+    if (!window.ReadableStream || !window.TextDecoderStream) return; // old browser: the plain post
+    event.preventDefault();
+    if (controller) controller.abort();
+    controller = new AbortController();
+    showError("");
+    stop.hidden = false;
+    try {
+      await run(form, controller.signal);
+    } catch (error) {
+      if (error.name !== "AbortError") showError("La connexion au serveur a été coupée : réessayez.");
+    } finally {
+      stop.hidden = true;
+    }
+  });
+}
+
+function writePage(form, signal) {
+  const results = document.getElementById("results");
+  results.replaceChildren();
+  results.hidden = false;
+  const title = document.createElement("h2");
+  title.textContent = "Début : « " + form.prompt.value.trim() + " »";
+  const seed = document.createElement("p");
+  seed.className = "seed";
+  results.append(title, seed);
+  const articles = [];
+  return streamTexts(formJson(form), signal, (name, data) => {
+    if (name === "error") return showError(data.error);
+    data.texts.forEach((text, i) => {
+      if (!articles[i]) {
+        articles[i] = document.createElement("article");
+        articles[i].className = "text";
+        results.append(articles[i]);
+      }
+      articles[i].textContent = text;
+    });
+    if (name === "done") {
+      seed.innerHTML = 'Graine : <span id="seed-used"></span> (le texte n° <var>n</var> utilise la graine + '
+        + '<var>n</var> − 1 : recopiez-la dans le champ « graine » pour le retrouver)';
+      document.getElementById("seed-used").textContent = data.seed;
+    }
+  });
+}
+
+function comparePage(form, signal) {
+  const columns = document.getElementById("columns");
+  columns.hidden = false;
+  const seed = form.seed.value || String(Math.floor(Math.random() * 2 ** 31)); // one seed for every column
+  return Promise.all([...columns.querySelectorAll("[data-model]")].map((column) => {
+    const text = column.querySelector(".text");
+    const error = column.querySelector(".error");
+    text.textContent = "…";
+    error.hidden = true;
+    return streamTexts(formJson(form, { model: column.dataset.model, seed, num_texts: 1, compare: 1 }), signal, (name, data) => {
+      if (name === "error") {
+        error.textContent = data.error;
+        error.hidden = false;
+      } else {
+        text.textContent = data.texts[0];
+      }
+    });
+  }));
+}
+
+function explainPage(form) {
+  const chart = document.getElementById("chart");
+  let pending = null;
+  async function redraw() {
+    for (const name of ["temperature", "top_k", "top_p"]) {
+      document.getElementById(name + "-value").textContent = form[name].value;
+    }
+    if (!form.prompt.value.trim()) return;
+    const response = await fetch("/api/next-tokens", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: formJson(form),
+    });
+    const data = await response.json();
+    if (!response.ok) return showError(data.error);
+    showError("");
+    chart.hidden = false;
+    document.getElementById("chart-prompt").textContent = data.prompt;
+    const top = Math.max(...data.tokens.map((t) => Math.max(t.before, t.after)));
+    document.getElementById("tokens").replaceChildren(...data.tokens.map((token) => {
+      const item = document.createElement("li");
+      item.className = token.after === 0 ? "removed" : "kept";
+      const button = document.createElement("button");
+      button.type = "button";
+      button.title = "Ajouter « " + token.text + " » au texte";
+      const label = document.createElement("span");
+      label.className = "token";
+      label.textContent = token.text.replaceAll(" ", "␣");
+      const bars = ["before", "after"].map((kind) => {
+        const bar = document.createElement("span");
+        bar.className = "bar " + kind;
+        bar.style.width = (100 * token[kind] / top).toFixed(1) + "%";
+        return bar;
+      });
+      const numbers = document.createElement("span");
+      numbers.className = "numbers";
+      numbers.textContent = `${(100 * token.before).toFixed(1)} % → ${(100 * token.after).toFixed(1)} %`
+        + (token.after === 0 ? " (retiré)" : "");
+      button.append(label, ...bars, numbers);
+      button.addEventListener("click", () => {
+        form.prompt.value += token.text;
+        redraw();
+      });
+      item.append(button);
+      return item;
+    }));
+  }
+  form.addEventListener("input", () => {
+    clearTimeout(pending);
+    pending = setTimeout(redraw, 80); // a slider fires many events: ask once it rests
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    redraw();
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const generate = document.querySelector("form[data-stream=generate]");
+  if (generate) streamingForm(generate, writePage);
+  const compare = document.querySelector("form[data-stream=compare]");
+  if (compare) streamingForm(compare, comparePage);
+  const explain = document.querySelector("form[data-explain]");
+  if (explain) explainPage(explain);
+});

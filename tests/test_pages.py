@@ -1,0 +1,152 @@
+"""The package's views around step 5's routes: streaming, "Comparer", "Pourquoi ce mot ?", through Flask, on a tiny
+real model served by the compiled engine."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from transformers.generation.tf_logits_process import (
+    TFTemperatureLogitsWarper,
+    TFTopKLogitsWarper,
+    TFTopPLogitsWarper,
+)
+
+from aurore import fastgen, generation, web
+from aurore.config import Config
+from aurore.serving import GenerationService
+from conftest import script
+
+step5 = script("5_flask_solution")
+
+
+@pytest.fixture(scope="module")
+def compiled(tiny_model_dir):
+    generator = generation.load_generator(str(tiny_model_dir), Config(workdir=tiny_model_dir.parent))
+    return fastgen.CompiledGenerator(generator.model, generator.tokenizer)
+
+
+@pytest.fixture(scope="module")
+def models(compiled, mini_gpt_workdir):
+    from aurore import minigpt
+
+    mini_folder = Config(workdir=mini_gpt_workdir).mini_gpt_dir
+    return web.Models({
+        "gpt2": web.Served(GenerationService(compiled, timeout=60), web.ModelInfo("models/gpt2-george-sand", True)),
+        "base": web.Served(GenerationService(compiled, timeout=60),
+                           web.ModelInfo("aurore/models/standin", False, standin=True, beside=True)),
+        "mini-gpt": web.Served(GenerationService(minigpt.MiniGPTEngine(mini_folder), timeout=60),
+                               web.ModelInfo(str(mini_folder), False, from_scratch=True)),
+    })
+
+
+@pytest.fixture
+def client(models):
+    return step5.create_app(models).test_client()
+
+
+def events(response) -> list[tuple[str, dict]]:
+    found = []
+    for block in response.get_data(as_text=True).strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        found.append((lines["event"], json.loads(lines["data"])))
+    return found
+
+
+def test_the_stream_sends_growing_texts_then_the_same_answer_as_the_api(client):
+    body = {"prompt": "La rivière", "max_new_tokens": 20, "num_texts": 2, "seed": 11, "temperature": 1.5,
+            "top_k": 0, "top_p": 1.0}
+    response = client.post("/api/generate/stream", json=body)
+    assert response.status_code == 200 and response.mimetype == "text/event-stream"
+    found = events(response)
+    names = [name for name, _ in found]
+    assert names[-1] == "done" and set(names[:-1]) == {"texts"} and len(found) >= 3
+    lengths = [len(data["texts"][0]) for _, data in found]
+    assert lengths == sorted(lengths) and lengths[0] < lengths[-1]  # the first event comes before the end
+    assert found[-1][1] == client.post("/api/generate", json=body).get_json()
+
+
+def test_the_stream_refuses_a_bad_request_as_the_api_does(client):
+    response = client.post("/api/generate/stream", json={"prompt": " "})
+    assert response.status_code == 400 and "vide" in response.get_json()["error"]
+
+
+def test_compare_shows_one_column_per_model_with_one_seed(client):
+    page = client.post("/comparer", data={"prompt": "Germain", "max_new_tokens": "6", "seed": "4"})
+    assert page.status_code == 200
+    for label in ("GPT-2 affiné sur George Sand", "modèle de base, non affiné — aurore/models/standin",
+                  "mini-GPT construit de zéro"):
+        assert label in page.text
+    assert page.text.count('<article class="column"') == 3 and page.text.count('<p class="text">Germain') == 3
+    assert "lancez l&#39;étape 3" not in page.text  # the base model beside the fine-tuned one needs no step 3
+    assert '<span id="seed-used">4</span>' in page.text
+    # Both GPT-2 columns here are the same model: same seed and settings, same text.
+    texts = [part.split("</p>")[0] for part in page.text.split('<p class="text">')[1:]]
+    assert texts[0] == texts[1]
+
+
+def test_compare_without_a_seed_draws_one_for_every_column(client):
+    page = client.post("/comparer", data={"prompt": "Germain", "max_new_tokens": "4"})
+    texts = [part.split("</p>")[0] for part in page.text.split('<p class="text">')[1:]]
+    assert page.status_code == 200 and texts[0] == texts[1] and 'id="seed-used">' in page.text
+
+
+def test_the_mini_gpt_ends_on_a_whole_word_and_counts_characters(models):
+    from aurore.minigpt import WORD_END_MARGIN
+
+    engine = models.served["mini-gpt"].service.engine
+    rows = [generation.Row("Le vent", generation.Sampling(max_new_tokens=12, seed=s)) for s in range(4)]
+    for text in engine.generate_rows(rows):
+        written = text[len("Le vent"):]
+        assert 12 <= len(written) <= 12 + WORD_END_MARGIN
+        assert len(written) == 12 + WORD_END_MARGIN or not written[-1].isalnum()
+
+
+def expected_after(logits, temperature, top_k, top_p):
+    """transformers' own TF warpers, in generate's order."""
+    scores = tf.constant(logits[None], tf.float32)
+    scores = TFTemperatureLogitsWarper(temperature)(None, scores, 0)
+    if top_k:
+        scores = TFTopKLogitsWarper(top_k)(None, scores, 0)
+    if top_p < 1.0:
+        scores = TFTopPLogitsWarper(top_p)(None, scores, 0)
+    return tf.nn.softmax(scores)[0].numpy()
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p", [(1.0, 0, 1.0), (0.7, 5, 1.0), (1.4, 0, 0.6), (0.9, 8, 0.9)])
+def test_next_tokens_are_the_generation_warpers_on_the_models_scores(client, compiled, temperature, top_k, top_p):
+    body = {"prompt": "La rivière", "temperature": temperature, "top_k": top_k, "top_p": top_p}
+    data = client.post("/api/next-tokens", json=body).get_json()
+    ids = compiled.tokenizer("La rivière")["input_ids"]
+    logits = compiled.model(tf.constant([ids])).logits[0, -1].numpy()
+    before, after = tf.nn.softmax(logits).numpy(), expected_after(logits, temperature, top_k, top_p)
+    assert [t["id"] for t in data["tokens"]] == list(np.argsort(-logits, kind="stable")[:15])
+    np.testing.assert_allclose([t["before"] for t in data["tokens"]], before[[t["id"] for t in data["tokens"]]],
+                               rtol=1e-4)
+    np.testing.assert_allclose([t["after"] for t in data["tokens"]], after[[t["id"] for t in data["tokens"]]],
+                               rtol=1e-4, atol=1e-7)
+    assert [t["after"] == 0 for t in data["tokens"]] == [after[t["id"]] == 0 for t in data["tokens"]]
+    if top_k:
+        assert sum(t["after"] > 0 for t in data["tokens"]) <= top_k
+    assert data["tokens"][0]["text"] == compiled.tokenizer.decode([data["tokens"][0]["id"]])
+
+
+def test_next_tokens_refuses_what_generation_refuses(client):
+    assert client.post("/api/next-tokens", json={"prompt": ""}).status_code == 400
+    assert client.post("/api/next-tokens", json={"prompt": "Le", "top_p": 3}).status_code == 400
+    assert client.post("/api/next-tokens", json={"prompt": "Le", "model": "gpt5"}).status_code == 400
+
+
+def test_next_tokens_of_the_mini_gpt_are_characters(client):
+    data = client.post("/api/next-tokens", json={"prompt": "Le soi", "model": "mini-gpt"}).get_json()
+    assert len(data["tokens"]) == 15 and all(len(t["text"]) == 1 for t in data["tokens"])
+
+
+def test_why_page_works_without_javascript_and_a_token_continues_the_prompt(client):
+    page = client.post("/pourquoi", data={"prompt": "La rivière", "temperature": "1.0", "top_k": "3", "top_p": "1.0"})
+    assert page.status_code == 200 and page.text.count('name="append"') == 15
+    assert page.text.count('<li class="kept">') == 3 and page.text.count('<li class="removed">') == 12
+    first = page.text.split('name="append" value="')[1].split('"')[0]
+    again = client.post("/pourquoi", data={"prompt": "La rivière", "append": first, "temperature": "1.0",
+                                           "top_k": "3", "top_p": "1.0"})
+    assert f'id="chart-prompt">La rivière{first.rstrip()}</q>' in again.text
