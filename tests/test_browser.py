@@ -1,5 +1,6 @@
 """A real browser (Debian's headless chromium) fills the form of the running server and reads the text."""
 
+import json
 import os
 import shutil
 import socket
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -24,12 +26,21 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_model_dir):
+def server(tmp_path_factory, tiny_model_dir, mini_gpt_workdir):
+    """Step 5's server over a workdir where steps 3 and 6 have run (tiny models), the base model served beside."""
+    from aurore import plots
+
     workdir = tmp_path_factory.mktemp("browser")
-    shutil.copytree(tiny_model_dir, Config(workdir=workdir).finetuned_dir)
+    config = Config(workdir=workdir)
+    shutil.copytree(tiny_model_dir, config.finetuned_dir)
+    shutil.copytree(Config(workdir=mini_gpt_workdir).mini_gpt_dir, config.mini_gpt_dir)
+    (config.finetuned_dir / "metrics.json").write_text(json.dumps(
+        {"perplexity_before": 812.5, "perplexity_after": 96.25, "settings": {"profile": "laptop"}}))
+    steps = [{"step": s, "loss": 6 - s / 10} for s in range(1, 30)]
+    plots.plot_losses(steps, [{"step": 29, "val_loss": 3.5}], config.finetuned_dir / "loss.png")
     port = free_port()
     process = subprocess.Popen([sys.executable, "aurore/5_flask_solution.py", "--port", str(port)], cwd=REPO,
-                               env={**os.environ, "AURORE_WORKDIR": str(workdir)},
+                               env={**os.environ, "AURORE_WORKDIR": str(workdir), "AURORE_BASE_MODEL": str(tiny_model_dir)},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -49,8 +60,10 @@ def server(tmp_path_factory, tiny_model_dir):
     process.wait(10)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
-def test_a_browser_fills_the_form_and_reads_the_generated_text(server):
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     from playwright.sync_api import sync_playwright
 
     OUTPUT.mkdir(parents=True, exist_ok=True)
@@ -58,21 +71,101 @@ def test_a_browser_fills_the_form_and_reads_the_generated_text(server):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
-        page.goto(server + "/generate")
-        assert page.locator("html").get_attribute("lang") == "fr"
-        page.fill("#prompt", "La rivière")
-        page.fill("input[name=max_new_tokens]", "12")
-        page.fill("input[name=num_texts]", "2")
-        page.click("button[type=submit]")
-        page.wait_for_selector("article.text", timeout=60_000)
-        texts = page.locator("article.text").all_inner_texts()
-        assert len(texts) == 2 and all(text.startswith("La rivière") for text in texts)
-        assert page.input_value("input[name=max_new_tokens]") == "12"  # the settings stay in the form
-        assert "GPT-2 affiné sur George Sand" in page.inner_text("footer")
-        page.screenshot(path=str(OUTPUT / "generate.png"), full_page=True)
-        page.click("text=Mon modèle")
-        assert "pas encore été affiné" in page.inner_text("main")  # this workdir's model has no step-3 report
-        page.screenshot(path=str(OUTPUT / "mon-modele.png"), full_page=True)
+        yield browser
         browser.close()
-    assert (OUTPUT / "generate.png").stat().st_size > 1000
+
+
+@pytest.fixture
+def phone(browser):
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    yield page
+    page.close()
+
+
+def accessible(page, name: str) -> None:
+    """The page passes the accessibility checks of tests/a11y.js (and axe-core's, when AURORE_AXE names its
+    axe.min.js); a screenshot is kept under test-output/browser/."""
+    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
+    problems = page.evaluate((Path(__file__).parent / "a11y.js").read_text(encoding="utf-8"))
+    assert problems == [], problems
+    axe = os.environ.get("AURORE_AXE")
+    if axe:
+        page.add_script_tag(path=axe)
+        result = page.evaluate("axe.run(document, {runOnly: ['wcag2a', 'wcag2aa']})")
+        assert [v["id"] for v in result["violations"]] == [], result["violations"]
+
+
+def test_a_browser_fills_the_form_and_sees_the_texts_grow(server, phone):
+    page = phone
+    page.goto(server + "/generate")
+    assert page.locator("html").get_attribute("lang") == "fr"
+    accessible(page, "generate-empty")
+    page.fill("#prompt", "La rivière")
+    page.fill("input[name=max_new_tokens]", "40")
+    page.fill("input[name=num_texts]", "2")
+    # Every version of the first text the page displays, as the stream updates it.
+    # (A record's added text node keeps the text of that update, even when the observer runs after several.)
+    page.evaluate("""window.versions = [];
+        new MutationObserver((records) => records.forEach((r) => r.target === document.querySelector('article.text')
+            && window.versions.push([...r.addedNodes].map((n) => n.textContent).join('')))).observe(
+            document.getElementById('results'), {childList: true, subtree: true})""")
+    page.click("button[type=submit]")
+    page.wait_for_function("document.getElementById('seed-used')", timeout=60_000)
+    texts = page.locator("article.text").all_inner_texts()
+    assert len(texts) == 2 and all(text.startswith("La rivière") for text in texts)
+    versions = page.evaluate("window.versions")
+    shorter = {len(v) for v in versions if len(v) < len(page.locator("article.text").first.text_content())}
+    assert len(shorter) >= 2, versions  # partial texts were on the page before the end
+    assert page.input_value("input[name=max_new_tokens]") == "40"  # the settings stay in the form
+    assert "GPT-2 affiné sur George Sand" in page.inner_text("footer")
+    accessible(page, "generate")
+
+
+def test_compare_shows_one_column_per_model(server, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})  # a desktop: columns side by side
+    page.goto(server + "/comparer")
+    page.fill("#prompt", "Germain")
+    page.fill("input[name=max_new_tokens]", "10")
+    page.click("button[type=submit]")
+    page.wait_for_function("[...document.querySelectorAll('.column .text')].every(p => p.textContent.startsWith('Germain'))",
+                           timeout=60_000)
+    columns = page.locator("article.column")
+    assert columns.count() == 3
+    headings = columns.locator("h2").all_inner_texts()
+    assert any("affiné" in h for h in headings) and any("de base" in h for h in headings)
+    assert any("mini-GPT" in h for h in headings)
+    boxes = [columns.nth(i).bounding_box() for i in range(3)]
+    assert boxes[0]["y"] == boxes[1]["y"] == boxes[2]["y"]  # side by side
+    accessible(page, "compare")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: stacked
+    boxes = [columns.nth(i).bounding_box() for i in range(3)]
+    assert boxes[0]["y"] < boxes[1]["y"] < boxes[2]["y"]
+    page.screenshot(path=str(OUTPUT / "compare-phone.png"), full_page=True)
+    page.close()
+
+
+def test_the_why_chart_follows_the_sliders_and_a_click_continues_the_prompt(server, phone):
+    page = phone
+    page.goto(server + "/pourquoi")
+    page.fill("#prompt", "La rivière")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#tokens li", timeout=30_000)
+    assert page.locator("#tokens li").count() == 15
+    page.locator("#top_k").fill("3")  # a range input: fill sets its value and fires input
+    page.wait_for_function("document.querySelectorAll('#tokens li.kept').length === 3", timeout=10_000)
+    assert page.locator("#tokens li.removed").count() == 12
+    accessible(page, "pourquoi")
+    token = page.locator("#tokens li.kept button").first
+    before = page.input_value("#prompt")
+    token.click()
+    page.wait_for_function(f"document.getElementById('prompt').value.length > {len(before)}")
+    page.wait_for_function("document.getElementById('chart-prompt').textContent.startsWith('La rivière') && "
+                           "document.getElementById('chart-prompt').textContent !== 'La rivière'", timeout=10_000)
+
+
+def test_my_model_shows_what_step_3_measured_with_the_curve(server, phone):
+    page = phone
+    page.goto(server + "/mon-modele")
+    assert "812.50" in page.inner_text("#perplexity") and "96.25" in page.inner_text("#perplexity")
+    page.wait_for_function("document.getElementById('loss').naturalWidth > 100")
+    accessible(page, "mon-modele")
