@@ -58,6 +58,8 @@ class Candidates(NamedTuple):
     cutoff: tf.Tensor  # the lowest logit kept, -inf when nothing is filtered, [B, 1]
     exact: tf.Tensor  # the cut-off is the one a full sort would give, [B, 1]
     inside: tf.Tensor  # moreover, every kept token is a candidate, [B, 1]
+    kth: tf.Tensor  # the top-k threshold, -inf when top-k is off, [B, 1]
+    kth_exact: tf.Tensor  # it is the one a full sort would give, [B, 1]
 
 
 def _per_row(setting) -> tf.Tensor:
@@ -94,7 +96,8 @@ def _candidates(logits, temperature, top_k, top_p) -> Candidates:
     top_p_inside = (top_p < 1.0) & (before[:, -1:] >= top_p)  # the boundary is before the last candidate
     # (With top-k on beyond the candidates, `kth` above is wrong and so is `probs`: `exact` is False then.)
     exact = (~top_k_on | top_k_inside) & ((top_p >= 1.0) | top_p_inside)
-    return Candidates(logits, values, order, cutoff, exact, exact & (top_k_inside | top_p_inside))
+    return Candidates(logits, values, order, cutoff, exact, exact & (top_k_inside | top_p_inside), kth,
+                      ~top_k_on | top_k_inside)
 
 
 def warp_logits(logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor, top_p: tf.Tensor) -> tf.Tensor:
@@ -104,14 +107,15 @@ def warp_logits(logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor, top
     Exact whenever the kept set lies among the 1,024 likeliest tokens (always with top-k <= 1,024, as in the
     web form); otherwise, e.g. top-k off and top-p on a flat distribution, a full sort runs instead.
     """
-    found = _candidates(logits, temperature, top_k, top_p)
-    return _warp(found.scaled, found.cutoff, found.exact, top_k, top_p)
+    return _warp(_candidates(logits, temperature, top_k, top_p), top_k, top_p)
 
 
-def _warp(scaled, cutoff, exact, top_k, top_p):
-    """The whole vocabulary filtered: by the candidates' cut-off when it is exact, else by a full sort."""
-    return tf.cond(tf.reduce_all(exact), lambda: tf.where(scaled < cutoff, tf.constant(-np.inf, scaled.dtype), scaled),
-                   lambda: _warp_by_sorting(scaled, _per_row(top_k), _per_row(top_p)))
+def _warp(found: Candidates, top_k, top_p):
+    """The whole vocabulary filtered: by the candidates' cut-off when it is exact, else over the whole vocabulary."""
+    scaled = found.scaled
+    return tf.cond(tf.reduce_all(found.exact),
+                   lambda: tf.where(scaled < found.cutoff, tf.constant(-np.inf, scaled.dtype), scaled),
+                   lambda: _warp_whole_vocabulary(scaled, found, _per_row(top_k), _per_row(top_p)))
 
 
 _UINT = tf.uint32
@@ -155,28 +159,46 @@ def sample_tokens(logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor, t
         return tf.gather(found.order, index[:, None], batch_dims=1)[:, 0]
 
     def whole_vocabulary():
-        warped = _warp(found.scaled, found.cutoff, found.exact, top_k, top_p)
+        warped = _warp(found, top_k, top_p)
         return tf.argmax(warped + gumbel_noise(seeds, step, warped.shape[-1]), axis=-1, output_type=tf.int32)
 
     return tf.cond(tf.reduce_all(found.inside), among_candidates, whole_vocabulary)
 
 
-def _warp_by_sorting(logits: tf.Tensor, top_k: tf.Tensor, top_p: tf.Tensor) -> tf.Tensor:
-    """The same filters over the whole sorted vocabulary (logits already divided by the temperature; top_k and
-    top_p: [B or 1, 1])."""
-    vocab = tf.shape(logits)[-1]
-    sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")
+def _sortable(logits: tf.Tensor) -> tf.Tensor:
+    """Integers in the same order as the float logits (int64, so that differences never overflow)."""
+    bits = tf.cast(tf.bitcast(logits, tf.int32), tf.int64)
+    return tf.where(bits >= 0, bits, -(bits & 0x7FFFFFFF) - 1)
+
+
+def _largest_key(keys: tf.Tensor, enough) -> tf.Tensor:
+    """Per row, the largest key K such that `enough(keys >= K)` holds, by bisection over the keys' range.
+
+    33 passes over the vocabulary give the exact threshold a full sort would, without the sort (~60 ms under XLA
+    for 8 x 50,257 logits on a CPU: mixed batches where one row had top-k off ran 5x slower).
+    """
+    low = tf.reduce_min(keys, axis=-1, keepdims=True)  # enough(keys >= low) always holds: it keeps everything
+    high = tf.reduce_max(keys, axis=-1, keepdims=True)
+    for _ in range(33):  # the keys of float32 values span less than 2**33
+        middle = low + (high - low + 1) // 2
+        ok = enough(keys >= middle)
+        low, high = tf.where(ok, middle, low), tf.where(ok, high, middle - 1)
+    return low
+
+
+def _warp_whole_vocabulary(logits: tf.Tensor, found: Candidates, top_k: tf.Tensor, top_p: tf.Tensor) -> tf.Tensor:
+    """The same filters over the whole vocabulary, when the kept set may reach beyond the candidates (logits already
+    divided by the temperature; top_k and top_p: [B or 1, 1]). Top-k keeps the tokens at or above the k-th largest
+    logit; top-p then keeps the smallest set of likeliest tokens whose probability reaches top_p."""
+    vocab = logits.shape[-1]
     k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
-    k = tf.broadcast_to(k, [tf.shape(logits)[0], 1])
-    kth = tf.gather(sorted_logits, k - 1, batch_dims=1)  # a gather: a slice would make k a compile-time constant
-    logits = tf.where(logits < kth, tf.constant(-np.inf, logits.dtype), logits)
-    order = tf.argsort(logits, axis=-1, direction="DESCENDING", stable=True)
-    probs = tf.nn.softmax(tf.gather(logits, order, batch_dims=1), axis=-1)
-    before = tf.math.cumsum(probs, axis=-1, exclusive=True)
-    keep_ranked = (before < top_p) | (tf.range(vocab) == 0)[None, :] | (top_p >= 1.0)
-    rows = tf.repeat(tf.range(tf.shape(logits)[0]), vocab)
-    keep = tf.scatter_nd(tf.stack([rows, tf.reshape(order, [-1])], axis=1), tf.reshape(keep_ranked, [-1]),
-                         tf.shape(logits, out_type=tf.int32))
+    keys = _sortable(logits)
+    kth = tf.cond(tf.reduce_all(found.kth_exact), lambda: _sortable(found.kth),  # top-k off or among candidates
+                  lambda: _largest_key(keys, lambda kept: tf.reduce_sum(tf.cast(kept, tf.int32), -1, keepdims=True) >= k))
+    logits = tf.where(keys < kth, tf.constant(-np.inf, logits.dtype), logits)
+    probs = tf.nn.softmax(logits, axis=-1)
+    cut = _largest_key(keys, lambda kept: tf.reduce_sum(tf.where(kept, probs, 0.0), axis=-1, keepdims=True) >= top_p)
+    keep = (keys >= cut) | (top_p >= 1.0)
     return tf.where(keep, logits, tf.constant(-np.inf, logits.dtype))
 
 

@@ -7,7 +7,11 @@ offline stand-in's shape, `gpt2-124m` GPT-2 small's. Prints, per model:
 - tokens/s of the eager `generate` (the pipeline's path) and of aurore.fastgen at batch 1 and 8;
 - start-up: compile time of the warm-up and the first request's latency after it;
 - the web app (waitress on loopback, compiled engine): p50/p95 latency and throughput with 1, 4, 8 clients
-  (`--batch-window 0` shows what the serving worker's batch window is worth).
+  (`--batch-window 0` shows what the serving worker's batch window is worth);
+- `--mixed`: 8 clients whose requests differ in temperature, top-k and length (16/32/64 tokens), vs the same settings
+  and vs one client; `--room 30`: 30 clients at once, with the server's time-out (answered or 503, p50/p95);
+- `--latency`: time to the first streamed texts, the next-token chart's latency, and the compare view (two GPT-2
+  columns at once) vs the same requests one after the other.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import statistics
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -80,36 +85,60 @@ def compiled_tokens_per_s(engine, batch: int, new_tokens: int, repeats: int = 3)
     return sum(len(o) for o in out) / statistics.median(times)
 
 
-def serve_and_load(engine, new_tokens: int, batch_window: float, clients_list=(1, 4, 8),
-                   requests_per_client: int = 4) -> list[dict]:
-    from waitress.server import create_server
+MIXED = [{"temperature": t, "top_k": k, "max_new_tokens": n} for t, k, n in
+         ((0.7, 0, 16), (0.9, 20, 32), (1.2, 50, 64), (0.9, 50, 32), (1.2, 0, 16), (0.7, 20, 64))]
 
-    from aurore import web
-    from aurore.config import PACKAGE_DIR
-    from aurore.exercises import load_script
-    from aurore.serving import GenerationService
 
-    service = GenerationService(engine, timeout=600, batch_window=batch_window)
-    step5 = load_script(PACKAGE_DIR / "5_flask_solution.py")
-    app = step5.create_app(web.Models({"gpt2": web.Served(service, web.ModelInfo("benchmark", True))}))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = create_server(app, host="127.0.0.1", port=port, threads=16)
-    threading.Thread(target=server.run, daemon=True).start()
-    url = f"http://127.0.0.1:{port}/api/generate"
-    rows = []
-    for clients in clients_list:
+class Server:
+    """Step 5's app (the solution's routes) on waitress, over the given engine(s), on a free loopback port."""
+
+    def __init__(self, engines: dict, batch_window: float, timeout: float = 600):
+        from waitress.server import create_server
+
+        from aurore import web
+        from aurore.config import PACKAGE_DIR
+        from aurore.exercises import load_script
+        from aurore.serving import GenerationService
+
+        served = {key: web.Served(GenerationService(engine, timeout=timeout, batch_window=batch_window),
+                                  web.ModelInfo(key, key == "gpt2")) for key, engine in engines.items()}
+        app = load_script(PACKAGE_DIR / "5_flask_solution.py").create_app(web.Models(served))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.server = create_server(app, host="127.0.0.1", port=self.port, threads=40)
+        threading.Thread(target=self.server.run, daemon=True).start()
+
+    def post(self, path: str, body: dict, timeout: float = 600) -> tuple[int, bytes]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", json.dumps(body).encode(),
+                                         {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def first_event(self, body: dict) -> float:
+        """Seconds from the request to the first streamed texts."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/generate/stream", json.dumps(body).encode(),
+                                         {"Content-Type": "application/json"})
+        start = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=600) as response:
+            response.readline()  # "event: texts"
+            first = time.perf_counter() - start
+            response.read()
+        return first
+
+    def load(self, clients: int, requests_per_client: int, body_for) -> dict:
+        """`clients` threads, each sending its requests one after the other; latency percentiles and throughput."""
         latencies: list[float] = []
+        refused = []
 
-        def client(index: int, latencies: list[float] = latencies) -> None:
+        def client(index: int) -> None:
             for r in range(requests_per_client):
-                body = json.dumps({"prompt": " ".join(str(i + index + r) for i in PROMPT_IDS),
-                                   "max_new_tokens": new_tokens, "num_texts": 1, "seed": 1}).encode()
-                request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
                 start = time.perf_counter()
-                urllib.request.urlopen(request, timeout=600).read()
-                latencies.append(time.perf_counter() - start)
+                status, _ = self.post("/api/generate", body_for(index, r))
+                (latencies if status == 200 else refused).append(time.perf_counter() - start)
 
         start = time.perf_counter()
         threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
@@ -119,12 +148,102 @@ def serve_and_load(engine, new_tokens: int, batch_window: float, clients_list=(1
             t.join()
         elapsed = time.perf_counter() - start
         latencies.sort()
-        rows.append({"clients": clients, "p50_s": statistics.median(latencies),
-                     "p95_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
-                     "requests_per_s": len(latencies) / elapsed})
-    time.sleep(0.5)  # let waitress finish closing the last connections before its sockets go
+        return {"clients": clients, "p50_s": statistics.median(latencies) if latencies else float("nan"),
+                "p95_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else float("nan"),
+                "requests_per_s": len(latencies) / elapsed, "answered": len(latencies), "busy_503": len(refused)}
+
+    def close(self) -> None:
+        time.sleep(0.5)  # let waitress finish closing the last connections before its sockets go
+        self.server.close()
+
+
+def prompt_for(index: int, r: int) -> str:
+    return " ".join(str(i + index + r) for i in PROMPT_IDS)
+
+
+def same_settings(new_tokens: int):
+    return lambda index, r: {"prompt": prompt_for(index, r), "max_new_tokens": new_tokens, "num_texts": 1}
+
+
+def mixed_settings(index: int, r: int) -> dict:
+    return {"prompt": prompt_for(index, r), "num_texts": 1, **MIXED[(index + r) % len(MIXED)]}
+
+
+def report(label: str, row: dict) -> None:
+    print(f"server   {label}, {row['clients']} client(s): p50 {row['p50_s']:.2f} s, p95 {row['p95_s']:.2f} s, "
+          f"{row['requests_per_s']:.2f} requests/s ({row['answered']} answered, {row['busy_503']} got 503)", flush=True)
+
+
+def serve_and_load(engine, args, batch_window: float) -> None:
+    server = Server({"gpt2": engine}, batch_window)
+    for clients in (1, 4, 8):
+        report("same settings", server.load(clients, 4, same_settings(args.new_tokens)))
     server.close()
-    return rows
+
+
+def mixed_load(engine, batch_window: float) -> None:
+    """The room case: every participant has moved the sliders. 16/32/64 new tokens, temperatures, top-k."""
+    server = Server({"gpt2": engine}, batch_window)
+    same = server.load(8, 4, same_settings(32))
+    one = server.load(1, 4, mixed_settings)
+    mixed = server.load(8, 4, mixed_settings)
+    for label, row in (("same settings (32 tokens)", same), ("mixed settings", one), ("mixed settings", mixed)):
+        report(label, row)
+    print(f"mixed, 8 clients: {mixed['requests_per_s'] / same['requests_per_s']:.2f}x the same-settings throughput, "
+          f"{mixed['requests_per_s'] / one['requests_per_s']:.2f}x one client's", flush=True)
+    server.close()
+
+
+def room_load(engine, clients: int, timeout: float, batch_window: float) -> None:
+    """One organiser machine serving a room: every client sends 2 requests with mixed settings at once."""
+    server = Server({"gpt2": engine}, batch_window, timeout=timeout)
+    report(f"room, time-out {timeout:.0f} s", server.load(clients, 2, mixed_settings))
+    server.close()
+
+
+def latency(engine, batch_window: float) -> None:
+    """Warm server, one client: the first streamed token, the next-token chart, compare vs separate requests."""
+    server = Server({"gpt2": engine, "base": engine}, batch_window)
+    body = {"prompt": prompt_for(0, 0), "max_new_tokens": 32, "num_texts": 1, "seed": 1}
+    server.first_event(body)  # warm
+    firsts = sorted(server.first_event({**body, "seed": s}) for s in range(5))
+    full = []
+    for s in range(3):
+        start = time.perf_counter()
+        server.post("/api/generate", {**body, "seed": s})
+        full.append(time.perf_counter() - start)
+    print(f"stream   first texts after {statistics.median(firsts):.3f} s (median of 5; whole answer "
+          f"{statistics.median(full):.2f} s)", flush=True)
+    charts = []
+    for r in range(6):  # a new prompt each time: the model runs (a slider move on the same prompt costs less)
+        start = time.perf_counter()
+        server.post("/api/next-tokens", {"prompt": prompt_for(r, 0), "top_k": 20})
+        charts.append(time.perf_counter() - start)
+    slider = []
+    for k in range(5):
+        start = time.perf_counter()
+        server.post("/api/next-tokens", {"prompt": prompt_for(0, 0), "top_k": 10 + k})
+        slider.append(time.perf_counter() - start)
+    print(f"next-token chart: {statistics.median(charts[1:]):.3f} s for a new prompt, {statistics.median(slider):.3f} s "
+          "for a slider move (medians)", flush=True)
+    separate = 0.0
+    for key in ("gpt2", "base"):
+        start = time.perf_counter()
+        server.post("/api/generate", {**body, "model": key})
+        separate += time.perf_counter() - start
+    compare = []
+    for _ in range(3):
+        threads = [threading.Thread(target=server.post, args=("/api/generate", {**body, "model": key}))
+                   for key in ("gpt2", "base")]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        compare.append(time.perf_counter() - start)
+    print(f"compare  2 GPT-2 columns at once: {statistics.median(compare):.2f} s vs {separate:.2f} s one after the "
+          f"other ({statistics.median(compare) / separate:.2f}x)", flush=True)
+    server.close()
 
 
 def main() -> None:
@@ -132,6 +251,11 @@ def main() -> None:
     parser.add_argument("--models", default="standin,gpt2-124m")
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--batch-window", type=float, default=None, help="seconds; default: aurore.serving's")
+    parser.add_argument("--mixed", action="store_true", help="also: 8 clients with mixed settings vs the same settings")
+    parser.add_argument("--room", type=int, default=0, help="also: this many clients at once (e.g. 30), with a time-out")
+    parser.add_argument("--room-timeout", type=float, default=60.0)
+    parser.add_argument("--latency", action="store_true", help="also: first streamed token, next-token chart, compare")
+    parser.add_argument("--skip-eager", action="store_true")
     args = parser.parse_args()
     from aurore.fastgen import CompiledGenerator  # TensorFlow loads here, not for --help
     from aurore.generation import Sampling
@@ -142,7 +266,7 @@ def main() -> None:
     for shape in args.models.split(","):
         model = build(shape)
         print(f"\n== {shape} ({model.num_parameters():,} parameters)")
-        for batch in (1, 8):
+        for batch in () if args.skip_eager else (1, 8):
             print(f"eager    batch {batch}: {eager_tokens_per_s(model, batch, args.new_tokens):8.1f} tokens/s", flush=True)
         start = time.perf_counter()
         engine = CompiledGenerator(model, FixedTokenizer())
@@ -155,9 +279,13 @@ def main() -> None:
         for batch in (1, 8):
             print(f"compiled batch {batch}: {compiled_tokens_per_s(engine, batch, args.new_tokens):8.1f} tokens/s",
                   flush=True)
-        for row in serve_and_load(engine, args.new_tokens, batch_window):
-            print(f"server   {row['clients']} client(s): p50 {row['p50_s']:.2f} s, p95 {row['p95_s']:.2f} s, "
-                  f"{row['requests_per_s']:.2f} requests/s", flush=True)
+        serve_and_load(engine, args, batch_window)
+        if args.mixed:
+            mixed_load(engine, batch_window)
+        if args.room:
+            room_load(engine, args.room, args.room_timeout, batch_window)
+        if args.latency:
+            latency(engine, batch_window)
 
 
 if __name__ == "__main__":
