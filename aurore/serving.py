@@ -5,8 +5,8 @@ one text. So web threads hand their request to a single worker thread and wait f
 request becomes rows (one per text wanted), each row with its own settings: the worker takes the oldest requests
 whose rows fit in one batch (up to `max_batch` rows), whatever their temperature, top-k, top-p, seed or length,
 and runs them in one engine call. While the engine writes, it reports the texts so far: each request sees its own
-(streaming), and a request nobody waits for any more (a closed page) is cancelled: its rows stop at the next chunk,
-and the whole batch stops when no row is wanted. A request not answered within `timeout` seconds gets
+(streaming), and a streamed request nobody reads any more (a closed page) is cancelled: its rows stop at the next
+chunk, and the whole batch stops when no row is wanted. A request not answered within `timeout` seconds gets
 `ServiceBusy` (HTTP 503).
 
 When the previous batch held several requests, the worker waits up to `batch_window` seconds for more before
@@ -34,8 +34,9 @@ class ServiceBusy(RuntimeError):
 class Job:
     """A request: its rows, their texts so far, and whether it is done, failed, or no longer wanted."""
 
-    def __init__(self, prompt: str, sampling: Sampling):
+    def __init__(self, prompt: str, sampling: Sampling, streaming: bool = False):
         self.rows: list[Row] = rows_for(prompt, sampling)
+        self.streaming = streaming  # someone reads the texts as they grow: the engine reports every few tokens
         self.texts = [row.prompt for row in self.rows]
         self.version = 0  # bumped at each update, so a streaming reader knows there is something new
         self.done, self.cancelled, self.error = False, False, None
@@ -70,8 +71,8 @@ class GenerationService:
     def queued(self) -> int:
         return len(self._pending)
 
-    def submit(self, prompt: str, sampling: Sampling) -> Job:
-        job = Job(prompt, sampling)
+    def submit(self, prompt: str, sampling: Sampling, streaming: bool = False) -> Job:
+        job = Job(prompt, sampling, streaming)
         with self._ready:
             self._pending.append(job)
             self._ready.notify()
@@ -95,7 +96,7 @@ class GenerationService:
     def stream(self, prompt: str, sampling: Sampling) -> Iterator[list[str]]:
         """The texts so far, each time they grow, until they are complete. Closing the iterator (the client went
         away) cancels the request. ServiceBusy when `timeout` seconds pass without news."""
-        job = self.submit(prompt, sampling)
+        job = self.submit(prompt, sampling, streaming=True)
         seen = 0
         try:
             while True:
@@ -146,7 +147,8 @@ class GenerationService:
                 return [not job.cancelled for job, span in zip(batch, spans) for _ in range(span.stop - span.start)]
 
             try:
-                texts = self.engine.generate_rows(rows, progress)
+                # Without a streaming reader, one engine call does the whole texts (no chunks to pay for).
+                texts = self.engine.generate_rows(rows, progress if any(job.streaming for job in batch) else None)
                 self.batches += 1
             except Exception as error:  # the web thread turns it into an error page
                 for job in batch:

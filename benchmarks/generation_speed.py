@@ -261,6 +261,9 @@ def main() -> None:
     from aurore.generation import Sampling
     from aurore.serving import BATCH_WINDOW
     batch_window = BATCH_WINDOW if args.batch_window is None else args.batch_window
+    from probe import machine_line
+
+    print(machine_line())
     print(f"CPU cores: {os.cpu_count()}; {args.new_tokens} new tokens after an 8-token prompt; sampling top-k 50, "
           f"top-p 0.95; server batch window {batch_window * 1000:.0f} ms")
     for shape in args.models.split(","):

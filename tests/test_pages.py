@@ -150,3 +150,35 @@ def test_why_page_works_without_javascript_and_a_token_continues_the_prompt(clie
     again = client.post("/pourquoi", data={"prompt": "La rivière", "append": first, "temperature": "1.0",
                                            "top_k": "3", "top_p": "1.0"})
     assert f'id="chart-prompt">La rivière{first.rstrip()}</q>' in again.text
+
+
+def test_closing_the_page_stops_its_generation_through_waitress():
+    """The whole path: waitress notices the closed connection at its next write, the stream is closed, the
+    service cancels the request, and the engine stops at its next chunk (no orphan work in the worker)."""
+    import socket
+    import threading
+    import time
+
+    from waitress.server import create_server
+
+    from test_web import StreamingEngine
+
+    engine = StreamingEngine()
+    app = step5.create_app(web.Models({"gpt2": web.Served(GenerationService(engine, timeout=30),
+                                                          web.ModelInfo("m", True))}))
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    threading.Thread(target=server.run, daemon=True).start()
+    body = json.dumps({"prompt": "Le soir"}).encode()
+    visitor = socket.create_connection(("127.0.0.1", server.effective_port), timeout=10)
+    visitor.sendall(b"POST /api/generate/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    received = b""
+    while b"event: texts" not in received:
+        received += visitor.recv(4096)
+    assert received.startswith(b"HTTP/1.1 200")
+    visitor.close()  # the visitor closes the tab
+    deadline = time.monotonic() + 5
+    while engine.stopped_at is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    server.close()
+    assert engine.stopped_at is not None and engine.stopped_at < 150  # of 200 steps (2 s of work)

@@ -1,0 +1,107 @@
+"""Server start-up: how long until step 5's page answers, the first time and the next times.
+
+    python benchmarks/startup.py [--workdir /tmp/aurore-startup] [--shape gpt2-124m|standin]
+
+Builds (once) a random-weight base model of GPT-2 small's shape in a workdir of its own (needs the Gutenberg books:
+AURORE_GUTENBERG_MIRROR), then starts `aurore/5_flask_solution.py` three times and prints, for each start, the
+seconds until /healthz answers and the server's own line about its compiled shapes:
+1. first start with an empty XLA cache (what every start cost before the cache);
+2. second start: the compiled programs are read from models/xla-cache;
+3. third start, cache kept: the same again (a second sample);
+then, with a fine-tuned model (a copy of the base), the start and memory with the base model served beside it
+(for the compare page) and without it (`--no-base`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+import aurore  # noqa: E402,F401  quiet TensorFlow (the probe imports it)
+SHAPES = {"gpt2-124m": {"n_positions": 1024, "n_embd": 768, "n_layer": 12, "n_head": 12, "vocab_size": 50257},
+          "standin": {}}
+
+
+def run(args: list[str], env: dict) -> None:
+    subprocess.run([sys.executable, *args], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def resident_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) / 1024
+
+
+def start_once(env: dict, *flags: str) -> tuple[float, str, float]:
+    """Seconds from launching the server to its first /healthz answer, its line about compiled shapes, and its
+    resident memory (MB) then."""
+    port = free_port()
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "aurore/5_flask_solution.py", "--port", str(port), *flags], cwd=REPO,
+                               env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                ready = time.perf_counter() - start
+                memory = resident_mb(process.pid)
+                break
+            except OSError:
+                if process.poll() is not None:
+                    raise SystemExit(process.stdout.read()[-3000:])
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    shapes = [line.strip() for line in output.splitlines() if "formes prêtes" in line]
+    return ready, " / ".join(line.split(" (")[0] for line in shapes), memory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", default="/tmp/aurore-startup")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="gpt2-124m")
+    args = parser.parse_args()
+    workdir = Path(args.workdir) / args.shape
+    env = {**os.environ, "AURORE_WORKDIR": str(workdir), "HF_HUB_OFFLINE": "1"}
+    standin = workdir / "models" / "standin"
+    if not standin.is_dir():  # once: step 1's dataset, then a base model of that shape (random weights)
+        run(["aurore/1_prepare_dataset_solution.py"], env)
+        run(["-c", "from aurore.config import from_namespace; from aurore.standin import build_standin; "
+                   f"build_standin(from_namespace(None), **{SHAPES[args.shape]!r})"], env)
+    env["AURORE_BASE_MODEL"] = str(standin)
+    from probe import machine_line
+
+    print(machine_line())
+    print(f"model: {args.shape}; server: compiled engine, warm-up shapes of aurore.web")
+    shutil.rmtree(workdir / "models" / "xla-cache", ignore_errors=True)
+    for label in ("first start, empty XLA cache", "second start, cache kept", "third start, cache kept"):
+        ready, shapes, memory = start_once(env)
+        print(f"{label:40} page ready after {ready:5.1f} s, {memory:,.0f} MB   ({shapes})", flush=True)
+    # With a fine-tuned model (here: a copy of the converted base), the base model is served beside it.
+    converted = next(path.parent for path in (workdir / "models").rglob("tf_model.h5") if standin not in path.parents)
+    finetuned = workdir / "models" / "gpt2-george-sand"
+    if not finetuned.is_dir():
+        shutil.copytree(converted, finetuned)
+    for label, flags in (("fine-tuned + base beside, cache kept", ()), ("fine-tuned alone (--no-base)", ("--no-base",))):
+        ready, shapes, memory = start_once(env, *flags)
+        print(f"{label:40} page ready after {ready:5.1f} s, {memory:,.0f} MB   ({shapes})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
