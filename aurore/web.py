@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import socket
+import threading
 import time
 
 from flask import Flask, jsonify, render_template, request
@@ -131,6 +132,8 @@ def _gpt2_service(folder: str, config: Config, flags: argparse.Namespace) -> Gen
     shapes = compiled.warm_up(WARM_LENGTHS)
     print(f"Décodage compilé : {shapes} formes prêtes en {time.perf_counter() - start:.0f} s (une requête plus longue "
           "compile la sienne une fois ; au prochain démarrage, elles seront relues depuis models/xla-cache)")
+    # The next-token chart's graph is traced in the background: the page is ready without waiting for it.
+    threading.Thread(target=compiled.next_token_logits, args=(".",), name="chart-warm-up", daemon=True).start()
     return GenerationService(compiled, flags.timeout)
 
 
