@@ -1,6 +1,6 @@
 """Fast text generation for the web app: GPT-2 decoding compiled once with XLA, reused for every request.
 
-Eager TensorFlow `generate` is slow on a CPU (8 tokens/s for a 124M model on two cores, README "Measured figures";
+Eager TensorFlow `generate` is slow on a CPU (8 tokens/s for a 124M model on two cores, docs/benchmarks.md;
 this module: 66-75). XLA compiles the decoding into one program, but `tf.function(jit_compile=True)` compiles again
 for every new tensor shape and every new Python value. So:
 
@@ -179,11 +179,14 @@ def _largest_key(keys: tf.Tensor, enough) -> tf.Tensor:
     """
     low = tf.reduce_min(keys, axis=-1, keepdims=True)  # enough(keys >= low) always holds: it keeps everything
     high = tf.reduce_max(keys, axis=-1, keepdims=True)
-    for _ in range(33):  # the keys of float32 values span less than 2**33
+
+    def halve(low, high):
         middle = low + (high - low + 1) // 2
         ok = enough(keys >= middle)
-        low, high = tf.where(ok, middle, low), tf.where(ok, high, middle - 1)
-    return low
+        return tf.where(ok, middle, low), tf.where(ok, high, middle - 1)
+
+    # The keys of float32 values span less than 2**33: 33 halvings find the key.
+    return tf.while_loop(lambda *_: True, halve, (low, high), maximum_iterations=33)[0]
 
 
 def _warp_whole_vocabulary(logits: tf.Tensor, found: Candidates, top_k: tf.Tensor, top_p: tf.Tensor) -> tf.Tensor:
@@ -215,7 +218,13 @@ class CompiledGenerator:
         self.head_dim = config.n_embd // config.n_head
         self.eos = tokenizer.eos_token_id
         self.traces = 0  # incremented each time TensorFlow (re)traces the decoding function
-        self._decode = tf.function(self._decode_chunk, jit_compile=jit_compile, reduce_retracing=False)
+        rows, cache = tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, None, self.head_dim], tf.float32)
+        signature = [tf.TensorSpec([], tf.int32), tf.TensorSpec([None, None], tf.int32),
+                     tuple((cache, cache) for _ in range(self.n_layer)), tf.TensorSpec([None], tf.bool), rows, rows,
+                     tf.TensorSpec([None], tf.float32), rows, tf.TensorSpec([None], tf.float32),
+                     tf.TensorSpec([None], tf.bool), rows, tf.TensorSpec([], tf.int32)]
+        # One trace for every shape (tracing the 12-block model takes seconds); XLA compiles each shape it meets.
+        self._decode = tf.function(self._decode_chunk, input_signature=signature, jit_compile=jit_compile)
 
     # -- the model, a few positions per row ---------------------------------------------------------------------
 
@@ -251,7 +260,7 @@ class CompiledGenerator:
             updated.append((cache_k, cache_v))
             x = x + attended
             x = x + block.mlp.c_proj(block.mlp.act(block.mlp.c_fc(block.ln_2(x))))
-        x = transformer.ln_f(dynamic_slice(x, [0, last, 0], [x.shape[0], 1, x.shape[2]]))[:, 0]  # [B, E]
+        x = transformer.ln_f(dynamic_slice(x, [0, last, 0], [tf.shape(x)[0], 1, x.shape[2]]))[:, 0]  # [B, E]
         return tf.matmul(x, transformer.wte.embeddings, transpose_b=True), tuple(updated)
 
     def _decode_chunk(self, t, buffer, caches, finished, lengths, new_tokens, temperature, top_k, top_p, do_sample,
@@ -263,7 +272,7 @@ class CompiledGenerator:
         at a time to stream them (and to stop rows nobody waits for any more).
         """
         self.traces += 1  # Python side effect: runs only while tracing
-        length = buffer.shape[1]
+        batch, length = tf.shape(buffer)[0], tf.shape(buffer)[1]  # constants for XLA, which compiles per shape
         shared = tf.reduce_min(lengths)  # positions 0..shared-1 hold prompt tokens in every row
 
         def step(positions: int):
@@ -271,7 +280,7 @@ class CompiledGenerator:
 
             def body(t, buffer, caches, finished):
                 count = tf.minimum(positions, shared - t) if positions > 1 else 1
-                tokens = dynamic_slice(buffer, [0, t], [buffer.shape[0], positions])
+                tokens = dynamic_slice(buffer, [0, t], [batch, positions])
                 logits, caches = self._logits(tokens, t, count - 1, caches, length)
                 t = t + count  # the position that receives the next token
                 sampled = sample_tokens(logits, temperature, top_k, top_p, seeds, t)
@@ -279,7 +288,7 @@ class CompiledGenerator:
                 in_prompt = t < lengths
                 done = t >= lengths + new_tokens  # this row already has all its new tokens
                 chosen = tf.where(finished | done, self.eos, chosen)
-                prompt_token = dynamic_slice(buffer, [0, tf.minimum(t, length - 1)], [buffer.shape[0], 1])[:, 0]
+                prompt_token = dynamic_slice(buffer, [0, tf.minimum(t, length - 1)], [batch, 1])[:, 0]
                 next_token = tf.where(in_prompt, prompt_token, chosen)
                 finished = finished | (~in_prompt & (chosen == self.eos))
                 buffer = dynamic_update_slice(buffer, next_token[:, None], [0, t])
@@ -401,12 +410,12 @@ class CompiledGenerator:
         return self.model(ids, training=False).logits[:, -1]
 
     def warm_up(self, lengths: tuple[int, ...] = (128,)) -> int:
-        """Compile every (batch, length) bucket the server will use, before the first request (a one-token prompt
-        and one new token: the shapes are what counts, the work is nothing)."""
-        for length in lengths:
-            for batch in BATCH_BUCKETS:
-                self.generate_ids([[self.eos]] * batch, Sampling(max_new_tokens=1), min_length=min(length, self.context_size))
-        return self.traces
+        """Compile (or read from the persistent cache) every (batch, length) bucket the server will use, before the
+        first request: a one-token prompt and one new token, the shapes are what counts. Returns how many."""
+        shapes = {(batch, min(length, self.context_size)) for length in lengths for batch in BATCH_BUCKETS}
+        for batch, length in sorted(shapes):
+            self.generate_ids([[self.eos]] * batch, Sampling(max_new_tokens=1), min_length=length)
+        return len(shapes)
 
     def token_text(self, token_id: int) -> str:
         return self.tokenizer.decode([token_id])

@@ -120,6 +120,13 @@ def load_models(config: Config, flags: argparse.Namespace) -> Models:
         mini = GenerationService(minigpt.MiniGPTEngine(config.mini_gpt_dir), timeout=flags.timeout)
         models.served["mini-gpt"] = Served(mini, ModelInfo(str(config.mini_gpt_dir), False, from_scratch=True))
         print(f"Le modèle construit de zéro à l'étape 6 est aussi servi : {config.mini_gpt_dir}")
+    # The next-token chart's graphs are traced in the background: the page is ready without waiting for them.
+    # Only now: XLA's persistent cache knows a program by names that count the functions traced before it, so
+    # the warm-ups above must trace in the same order at every start (a first start that converted a model
+    # traced more, and its programs are compiled once more at the next start).
+    engines = [served.service.engine for served in models.served.values()]
+    threading.Thread(target=lambda: [engine.next_token_logits(".") for engine in engines], name="chart-warm-up",
+                     daemon=True).start()
     return models
 
 
@@ -132,8 +139,6 @@ def _gpt2_service(folder: str, config: Config, flags: argparse.Namespace) -> Gen
     shapes = compiled.warm_up(WARM_LENGTHS)
     print(f"Décodage compilé : {shapes} formes prêtes en {time.perf_counter() - start:.0f} s (une requête plus longue "
           "compile la sienne une fois ; au prochain démarrage, elles seront relues depuis models/xla-cache)")
-    # The next-token chart's graph is traced in the background: the page is ready without waiting for it.
-    threading.Thread(target=compiled.next_token_logits, args=(".",), name="chart-warm-up", daemon=True).start()
     return GenerationService(compiled, flags.timeout)
 
 

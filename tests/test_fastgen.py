@@ -99,7 +99,7 @@ from aurore.config import Config
 folder = tiny_model_folder(Path(sys.argv[1]) / "model")
 generator = generation.load_generator(str(folder), Config(workdir=folder.parent))
 compiled = fastgen.CompiledGenerator(generator.model, generator.tokenizer)
-compiled.warm_up()
+print("shapes", compiled.warm_up(), flush=True)
 print("traces after warm-up", compiled.traces, flush=True)
 prompts = json.loads(sys.argv[2])
 for i, prompt in enumerate(prompts):
@@ -120,15 +120,16 @@ print("traces at the end", compiled.traces, flush=True)
 
 def test_after_warm_up_varied_requests_trigger_no_compilation(tmp_path):
     """Neither a new trace nor a new XLA compilation (XLA also compiles again for any argument it must treat
-    as a constant, without retracing): XLA's dump folder gets one module per compilation."""
+    as a constant, without retracing): XLA's dump folder gets one module per compilation, one per warmed shape."""
     dump = tmp_path / "xla"
     env = {"XLA_FLAGS": f"--xla_dump_to={dump}", "PYTHONPATH": str(REPO)}
     result = subprocess.run([sys.executable, "-c", VARIED_REQUESTS, str(tmp_path), json.dumps(PROMPTS)], env={**os.environ, **env},
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     modules = {path.name.split(".")[0] for path in dump.glob("module_*decode_chunk*before_optimizations.txt")}
-    lines = dict(line.rsplit(" ", 1) for line in result.stdout.splitlines() if line.startswith("traces"))
-    assert lines["traces after warm-up"] == lines["traces at the end"] == str(len(fastgen.BATCH_BUCKETS))
+    lines = dict(line.rsplit(" ", 1) for line in result.stdout.splitlines() if line.startswith(("traces", "shapes")))
+    assert lines["traces after warm-up"] == lines["traces at the end"] == "1"  # one trace serves every shape
+    assert lines["shapes"] == str(len(fastgen.BATCH_BUCKETS))  # the tiny model's context fits one length bucket
     assert len(modules) == len(fastgen.BATCH_BUCKETS), sorted(modules)
 
 
