@@ -26,7 +26,8 @@ from aurore.serving import GenerationService
 TEMPLATES = str(PACKAGE_DIR / "templates")  # the page's HTML (Jinja templates), CSS and script: nothing from a CDN
 STATIC = str(PACKAGE_DIR / "static")
 MAX_REQUEST_BYTES = 16 * 1024
-WARM_LENGTHS = (128, 256)  # buffer lengths compiled at start-up: prompt + new tokens up to 256
+WARM_LENGTHS = (128,)  # buffer lengths compiled before the page opens: prompt + new tokens up to 128 ...
+LATER_LENGTHS = (256,)  # ... and just after, in the background (a longer request compiles its own once)
 
 
 def page_context(models: Models, form: dict | None = None, **context) -> dict:
@@ -120,14 +121,21 @@ def load_models(config: Config, flags: argparse.Namespace) -> Models:
         mini = GenerationService(minigpt.MiniGPTEngine(config.mini_gpt_dir), timeout=flags.timeout)
         models.served["mini-gpt"] = Served(mini, ModelInfo(str(config.mini_gpt_dir), False, from_scratch=True))
         print(f"Le modèle construit de zéro à l'étape 6 est aussi servi : {config.mini_gpt_dir}")
-    # The next-token chart's graphs are traced in the background: the page is ready without waiting for them.
-    # Only now: XLA's persistent cache knows a program by names that count the functions traced before it, so
-    # the warm-ups above must trace in the same order at every start (a first start that converted a model
-    # traced more, and its programs are compiled once more at the next start).
-    engines = [served.service.engine for served in models.served.values()]
-    threading.Thread(target=lambda: [engine.next_token_logits(".") for engine in engines], name="chart-warm-up",
-                     daemon=True).start()
+    threading.Thread(target=_warm_up_later, args=(models,), name="warm-up-later", daemon=True).start()
     return models
+
+
+def _warm_up_later(models: Models) -> None:
+    """After the page opens: the longer buffers, then the next-token chart's graphs. Only now: XLA's persistent
+    cache knows a program by names that count the functions traced before it, so the warm-ups before the page opens
+    must trace in the same order at every start (a first start that converted a model traced more, and its
+    programs are compiled once more at the next start)."""
+    engines = [served.service.engine for served in models.served.values()]
+    for engine in engines:
+        if isinstance(engine, fastgen.CompiledGenerator):
+            engine.warm_up(LATER_LENGTHS)
+    for engine in engines:
+        engine.next_token_logits(".")
 
 
 def _gpt2_service(folder: str, config: Config, flags: argparse.Namespace) -> GenerationService:
@@ -137,8 +145,8 @@ def _gpt2_service(folder: str, config: Config, flags: argparse.Namespace) -> Gen
     compiled = fastgen.CompiledGenerator(generator.model, generator.tokenizer)
     start = time.perf_counter()
     shapes = compiled.warm_up(WARM_LENGTHS)
-    print(f"Décodage compilé : {shapes} formes prêtes en {time.perf_counter() - start:.0f} s (une requête plus longue "
-          "compile la sienne une fois ; au prochain démarrage, elles seront relues depuis models/xla-cache)")
+    print(f"Décodage compilé : {shapes} formes prêtes en {time.perf_counter() - start:.0f} s (les plus longues suivent "
+          "en arrière-plan ; au prochain démarrage, elles seront relues depuis models/xla-cache)")
     return GenerationService(compiled, flags.timeout)
 
 
