@@ -59,7 +59,8 @@ class Config:
     keep_checkpoints: int = setting(3, "how many checkpoints to keep per run", (3,))
     profile: str = setting("auto", "training profile: laptop, full, or auto (laptop without GPU)", (3,))
     train_top_blocks: int = setting(2, "laptop profile: top transformer blocks that learn", (3,))
-    time_budget: str = setting("", "stop training after this long, e.g. 5m (checkpoint saved)", (3,))
+    time_budget: str = setting("", "stop training after this long, e.g. 5m (step 3 saves a checkpoint, step 6 "
+                               "its model)", (3, 6))
 
     # -- steps 4, 5 and 6: sampling (the one source of the sampling defaults) -------------------------
     max_new_tokens: int = setting(60, "tokens generated per text", (4, 5))
@@ -70,15 +71,16 @@ class Config:
     # -- step 6: a miniature GPT from scratch -----------------------------------------------------------------
     mini_tokens: str = setting("char", "char or word tokens for the from-scratch model", (6,))
     mini_vocab_size: int = setting(10_000, "word vocabulary size ([UNK] for the rest)", (6,))
-    mini_seq_len: int = setting(128, "tokens the from-scratch model sees at once", (6,))
+    mini_seq_len: int = setting(64, "tokens the from-scratch model sees at once", (6,))
     mini_embed_dim: int = setting(128, "embedding width", (6,))
     mini_heads: int = setting(4, "attention heads per block", (6,))
-    mini_layers: int = setting(2, "transformer blocks", (6,))
-    mini_ff_dim: int = setting(256, "feed-forward width", (6,))
-    mini_dropout: float = setting(0.1, "dropout rate", (6,))
-    mini_epochs: int = setting(5, "training epochs", (6,))
-    mini_batch_size: int = setting(64, "windows per step", (6,))
-    mini_learning_rate: float = setting(1e-3, "Adam learning rate", (6,))
+    mini_layers: int = setting(4, "transformer blocks", (6,))
+    mini_ff_dim: int = setting(512, "feed-forward width", (6,))
+    mini_dropout: float = setting(0.0, "dropout rate", (6,))
+    mini_epochs: int = setting(10, "training epochs (the learning rate decays over all their steps)", (6,))
+    mini_batch_size: int = setting(12, "windows per step", (6,))
+    mini_learning_rate: float = setting(1e-3, "peak learning rate of AdamW (warm-up, then cosine decay)", (6,))
+    mini_warmup_steps: int = setting(100, "steps of learning-rate warm-up", (6,))
     mini_steps_per_epoch: int = setting(200, "steps per epoch (0 = whole corpus)", (6,))
 
     # -- derived paths: one definition each -----------------------------------------------------

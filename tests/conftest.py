@@ -56,7 +56,7 @@ def standin(prepared) -> Config:
 
 # A small from-scratch model (step 6) and its corpus: a few seconds of training.
 MINI_TINY = dict(mini_seq_len=16, mini_embed_dim=32, mini_heads=2, mini_ff_dim=64, mini_layers=1, mini_dropout=0.0,
-                 mini_batch_size=16, mini_learning_rate=3e-3)
+                 mini_batch_size=16, mini_learning_rate=3e-3, mini_warmup_steps=5)
 MINI_TEXT = ("Le vent soufflait sur la lande et la rivière chantait sous les saules. " * 40
              + "Germain laboura le champ, puis il rentra chez lui le soir. " * 40)
 

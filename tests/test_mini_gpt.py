@@ -11,7 +11,7 @@ from transformers.generation.tf_logits_process import (
     TFTopPLogitsWarper,
 )
 
-from aurore import generation, minigpt
+from aurore import callbacks, generation, minigpt
 from aurore.config import Config
 from conftest import MINI_TEXT, MINI_TINY, mini_args, script
 
@@ -22,12 +22,71 @@ TINY, TEXT, tiny_args = MINI_TINY, MINI_TEXT, mini_args
 
 def test_changing_a_later_token_never_changes_earlier_logits():
     tf.keras.utils.set_random_seed(1)
-    model = step6.create_model(50, Config(**TINY))
+    model = step6.create_model(50, Config(**TINY), 100)
     ids = np.random.default_rng(0).integers(0, 50, size=(3, 12)).astype("int32")
     changed = ids.copy()
     changed[:, 7:] = (changed[:, 7:] + 1) % 50
     np.testing.assert_allclose(model(changed).numpy()[:, :7], model(ids).numpy()[:, :7], atol=1e-5)
     assert not np.allclose(model(changed).numpy()[:, 7:], model(ids).numpy()[:, 7:])
+
+
+def test_the_blocks_are_pre_norm_so_the_residual_path_keeps_its_scale():
+    tf.keras.utils.set_random_seed(0)
+    block = step6.TransformerBlock(16, 2, 32)
+    x = np.random.default_rng(0).normal(size=(2, 6, 16)).astype("float32") * 10 + 3
+    out = block(x).numpy()
+    assert abs(out.mean() - 3) < 1 and 5 < out.std() < 15  # a post-norm block would give mean 0 and std 1
+
+
+def test_the_output_scores_are_the_token_embeddings_transposed():
+    tf.keras.utils.set_random_seed(3)
+    model = step6.create_model(30, Config(**TINY), 100)
+    matrices = [v for v in model.trainable_variables if v.shape == (30, TINY["mini_embed_dim"])]
+    assert len(matrices) == 1 and not [v for v in model.trainable_variables if v.shape[-1] == 30]
+    ids = np.random.default_rng(0).integers(0, 30, size=(2, 9)).astype("int32")
+    matrices[0].assign(tf.tensor_scatter_nd_update(matrices[0], [[7]], tf.zeros([1, TINY["mini_embed_dim"]])))
+    logits = model(ids).numpy()
+    assert np.all(logits[..., 7] == 0) and np.all(logits[..., 8] != 0)  # token 7's vector scores token 7
+
+
+def test_the_learning_rate_warms_up_then_decays_to_a_tenth():
+    schedule = step6.WarmupCosineDecay(2e-3, 10, 110)
+    rates = np.array([float(schedule(tf.constant(step))) for step in range(130)])
+    assert np.all(np.diff(rates[:10]) > 0) and rates[0] == pytest.approx(2e-4)
+    assert rates[9] == pytest.approx(2e-3) and rates.max() == pytest.approx(2e-3)
+    assert np.all(np.diff(rates[10:111]) < 0) and rates[60] == pytest.approx(1.1e-3)
+    assert np.allclose(rates[110:], 2e-4)
+    rebuilt = step6.WarmupCosineDecay.from_config(schedule.get_config())
+    assert float(rebuilt(tf.constant(33))) == pytest.approx(rates[33])
+
+
+def test_the_optimizer_follows_the_schedule_during_training():
+    model = step6.create_model(20, Config(**{**TINY, "mini_warmup_steps": 4}), 12)
+    ids = np.random.default_rng(0).integers(0, 20, size=(8, 9)).astype("int32")
+    history = callbacks.StepHistory()
+    model.fit(ids[:, :-1], ids[:, 1:], batch_size=2, epochs=3, verbose=0, callbacks=[history])
+    schedule = step6.WarmupCosineDecay(3e-3, 4, 12)
+    assert [s["next_lr"] for s in history.steps] == pytest.approx([float(schedule(step)) for step in range(12)])
+
+
+def test_a_time_budget_stops_training_early_and_still_saves_a_servable_model(tmp_path, capsys):
+    text_file = tmp_path / "corpus.txt"
+    text_file.write_text(TEXT, encoding="utf-8")
+    metrics = step6.main(tiny_args(tmp_path, "--text-file", str(text_file), "--mini-epochs", "1000",
+                                   "--time-budget", "1s"))
+    assert 1 <= metrics["steps"] < 20_000 and len(metrics["epochs"]) < 1000
+    assert metrics["epochs"][-1]["step"] == metrics["steps"]  # the epoch the budget cut short counts its real steps
+    assert "arrêté par le budget de temps (--time-budget 1s)" in capsys.readouterr().out
+    engine = minigpt.MiniGPTEngine(Config(workdir=tmp_path).mini_gpt_dir)
+    texts = engine.generate_batch(["Le vent"], generation.Sampling(max_new_tokens=5, num_return_sequences=1))
+    assert texts[0][0].startswith("Le vent") and len(texts[0][0]) == len("Le vent") + 5
+
+
+def test_a_malformed_time_budget_fails_before_loading_anything(tmp_path):
+    from conftest import run_script
+
+    result = run_script(["aurore/6_mini_gpt_solution.py", "--workdir", str(tmp_path), "--time-budget", "soon"], {})
+    assert result.returncode == 1 and "Ce n'est pas une durée" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("tokens", ["char", "word"])
@@ -113,7 +172,7 @@ def test_the_web_engine_serves_the_exported_model(mini_gpt_workdir):
 
 def test_save_then_load_gives_identical_logits(tmp_path):
     tf.keras.utils.set_random_seed(2)
-    model = step6.create_model(40, Config(**TINY))
+    model = step6.create_model(40, Config(**TINY), 100)
     ids = np.random.default_rng(1).integers(0, 40, size=(2, 10)).astype("int32")
     before = model(ids).numpy()
     vocabulary = minigpt.CharVocabulary([chr(65 + i) for i in range(40)])
