@@ -1,6 +1,6 @@
 """"Pourquoi ce mot ?": the model's next-token distribution for a prompt, before and after the sampling filters.
 
-The "after" probabilities come from `fastgen.warp_logits`, the function the compiled decoder samples with (and which
+The "after" probabilities come from `warpers.warp_logits`, the function the compiled decoder samples with (and which
 `tests/test_fastgen.py` checks against transformers' own warpers): what the chart shows is what generation does.
 The model's scores for a prompt are computed once and kept (`NextTokens`), so moving a slider only re-applies the
 filters, which takes a few milliseconds.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from aurore.fastgen import warp_logits
+from aurore.warpers import warp_logits
 from aurore.generation import Engine
 
 SHOWN = 15  # tokens on the chart

@@ -275,7 +275,7 @@ class MiniGPTEngine:
         return self.vocabulary.kind != "char" or not self.vocabulary.decode(ids[-1:]).isalnum()
 
     def _next_token(self, ids: list[int], sampling, step: int) -> int:
-        from aurore.fastgen import sample_tokens
+        from aurore.warpers import sample_tokens
 
         logits = self.model.serve(tf.constant([ids[-self.seq_len :]], tf.int32))[:, -1]
         if not sampling.do_sample:

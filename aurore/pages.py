@@ -114,7 +114,12 @@ def stream_events(asked: forms.Request):
 
 def add_routes(app: Flask, models: forms.Models, context) -> None:
     """Register the views above; `context` builds a page's template context (web.page_context)."""
-    cache = explain.NextTokens()
+    _add_writing_routes(app, models, context)
+    _add_understanding_routes(app, models, context)
+
+
+def _add_writing_routes(app: Flask, models: forms.Models, context) -> None:
+    """Streaming and Comparer."""
 
     @app.post("/api/generate/stream")
     def generate_stream():
@@ -139,6 +144,12 @@ def add_routes(app: Flask, models: forms.Models, context) -> None:
             return render_template("compare.html", **context(models, form=values, error=error.message)), error.status
         return render_template("compare.html", **context(models, form={**values, "seed": asked.sampling.seed},
                                                          columns=columns, prompt=asked.prompt))
+
+
+
+def _add_understanding_routes(app: Flask, models: forms.Models, context) -> None:
+    """Pourquoi ce mot ? and Mon modèle."""
+    cache = explain.NextTokens()
 
     @app.post("/api/next-tokens")
     def next_tokens_api():

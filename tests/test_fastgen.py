@@ -14,7 +14,7 @@ from transformers.generation.tf_logits_process import (
     TFTopPLogitsWarper,
 )
 
-from aurore import fastgen, generation
+from aurore import fastgen, generation, warpers
 from aurore.config import Config
 from conftest import REPO
 
@@ -35,7 +35,7 @@ def test_warping_matches_transformers_tf_logits_warpers(temperature, top_k, top_
         expected = TFTopKLogitsWarper(min(top_k, vocab))(None, expected, 0)
     if top_p < 1.0:
         expected = TFTopPLogitsWarper(top_p)(None, expected, 0)
-    got = fastgen.warp_logits(logits, tf.constant(temperature), tf.constant(top_k), tf.constant(top_p))
+    got = warpers.warp_logits(logits, tf.constant(temperature), tf.constant(top_k), tf.constant(top_p))
     np.testing.assert_array_equal(np.isfinite(got.numpy()), np.isfinite(expected.numpy()))
     finite = np.isfinite(expected.numpy())
     np.testing.assert_allclose(got.numpy()[finite], expected.numpy()[finite], rtol=1e-6)
@@ -49,8 +49,8 @@ def test_sampling_draws_from_the_warped_distribution(temperature, top_k, top_p, 
     row = np.random.default_rng(top_k + 1).normal(size=(1, 3000)) * spread
     logits = tf.constant(np.repeat(row, draws, axis=0), tf.float32)  # one distribution, 4,000 independent draws
     args = tf.constant(temperature), tf.constant(top_k), tf.constant(top_p)
-    expected = tf.nn.softmax(fastgen.warp_logits(logits[:1], *args)).numpy()[0]
-    tokens = fastgen.sample_tokens(logits, *args, seeds=tf.range(draws), step=tf.constant(5)).numpy()
+    expected = tf.nn.softmax(warpers.warp_logits(logits[:1], *args)).numpy()[0]
+    tokens = warpers.sample_tokens(logits, *args, seeds=tf.range(draws), step=tf.constant(5)).numpy()
     assert expected[tokens].min() > 0, "a filtered token was drawn"
     # Five groups of tokens of about equal expected mass; each group's observed share is within ~5 sigma.
     ranked = np.argsort(-expected)
