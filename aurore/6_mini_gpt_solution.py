@@ -145,7 +145,8 @@ def sample_next(logits: np.ndarray, rng: np.random.Generator, temperature: float
     #   logits par la température ; avec top_k > 0, écartez (-inf) tout logit plus petit que le k-ième plus grand ;
     #   passez en probabilités (softmax, en soustrayant d'abord le maximum) ; avec top_p < 1, parcourez les jetons du
     #   plus probable au moins probable et gardez chaque jeton tant que la masse des jetons MIEUX classés que lui
-    #   est < top_p (le jeton qui fait franchir top_p est donc gardé, le premier toujours), puis renormalisez ; enfin tirez un indice au hasard selon ces probabilités (rng.choice, argument p).
+    #   est < top_p (le jeton qui fait franchir top_p est donc gardé, le premier toujours), puis renormalisez ;
+    #   enfin tirez un indice au hasard selon ces probabilités (rng.choice, argument p).
     #   Doc : https://numpy.org/doc/stable/reference/random/generated/numpy.random.Generator.choice.html
     if temperature == 0:
         return int(np.argmax(logits))
@@ -255,14 +256,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     characters = len("\n\n".join(validation_texts))
     bpc = minigpt.bits_per_character(model, validation_ids, characters, config.mini_seq_len)
-    print(f"Validation : {bpc:.3f} bits par caractère")
+    print(f"Validation : {bpc:.3f} bits par caractère (la perte affichée par Keras est en nats par jeton : "
+          "divisez-la par ln 2 ≈ 0,693 pour des bits)")
     epochs = [{"epoch": e + 1, "step": step, "loss": history.history["loss"][e],
                "val_loss": history.history["val_loss"][e]} for e, step in zip(history.epoch, steps.epoch_ends)]
     metrics = {"tokens": config.mini_tokens, "seq_len": config.mini_seq_len, "bits_per_character": bpc,
                "steps": done, "training_seconds": round(seconds, 1), "epochs": epochs, "samples": sampler.texts}
     folder = minigpt.save(model, vocabulary, config.mini_gpt_dir, metrics)
     plots.plot_losses(steps.steps, epochs, folder / "loss.png", validation_label="validation (par époque)")
-    print(f"Enregistré dans {folder} ; la page web (étape 5) le propose maintenant comme second modèle.")
+    print(f"Enregistré dans {folder} ; la page web (étape 5) le propose maintenant aussi (Écrire, Comparer, "
+          "Pourquoi ce mot ?).")
     return metrics
 
 

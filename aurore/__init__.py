@@ -9,6 +9,7 @@ import os
 import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+LOG_LEVEL_CHOSEN = "TF_CPP_MIN_LOG_LEVEL" in os.environ  # the web server quiets TensorFlow further unless chosen
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hides most C++ chatter (not the absl start-up lines)
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # hides "TensorFlow classes are deprecated" on every load
 

@@ -212,8 +212,8 @@ def _check_schedule(module: ModuleType, tmp: Path) -> None:
     schedule = module.WarmupCosineDecay(1e-3, 10, 110)
     rate = {step: float(schedule(tf.constant(step))) for step in (0, 4, 9, 10, 60, 110, 200)}
     expect(abs(rate[0] - 1e-4) < 1e-7 and abs(rate[4] - 5e-4) < 1e-7,
-           f"échauffement : peak * (step + 1) / warmup_steps, soit 1e-4 puis 5e-4 aux pas 0 et 4, obtenus "
-           f"{rate[0]:.2g} et {rate[4]:.2g}")
+           f"échauffement (peak 1e-3 sur 10 pas) : attendu 1e-4 au pas 0 et 5e-4 au pas 4 (une montée linéaire "
+           f"qui atteint peak au dernier pas d'échauffement), obtenus {rate[0]:.2g} et {rate[4]:.2g}")
     expect(abs(rate[9] - 1e-3) < 1e-7 and abs(rate[10] - 1e-3) < 1e-7, "au bout de l'échauffement : peak")
     expect(abs(rate[60] - 5.5e-4) < 1e-7, f"à mi-chemin du cosinus : (peak + floor) / 2 = 5.5e-4, obtenu {rate[60]:.3g}")
     expect(abs(rate[110] - 1e-4) < 1e-7 and abs(rate[200] - 1e-4) < 1e-7,

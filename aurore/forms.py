@@ -27,6 +27,7 @@ class Field:
     high: float
     default: object
     label: str
+    placeholder: str = ""  # what an empty field means, on the form
 
 
 FIELDS = {
@@ -35,7 +36,7 @@ FIELDS = {
     "top_k": Field(int, 0, 1000, _DEFAULTS.top_k, "top-k"),
     "top_p": Field(float, 0.05, 1.0, _DEFAULTS.top_p, "top-p"),
     "num_texts": Field(int, 1, 4, 2, "nombre de textes"),
-    "seed": Field(int, 0, 2**31 - 1, None, "graine (vide : au hasard)"),
+    "seed": Field(int, 0, 2**31 - 1, None, "graine", "au hasard"),
 }
 
 
@@ -67,7 +68,13 @@ class ModelInfo:
         else:
             kind = "modèle de base, non affiné" + ("" if self.beside else " (lancez l'étape 3)")
         note = " — modèle de secours : il écrit n'importe quoi, c'est normal" if self.standin else ""
-        return f"{kind} — {self.name}{note}"
+        return f"{kind} — {self.short_name}{note}"
+
+    @property
+    def short_name(self) -> str:
+        """A hub id as it is (owner/name); a folder by its last part (the page is narrow on a phone)."""
+        is_hub_id = self.name.count("/") == 1 and not self.name.startswith((".", "/", "~"))
+        return self.name if is_hub_id else Path(self.name).name
 
 
 @dataclass(frozen=True)

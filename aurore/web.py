@@ -10,11 +10,20 @@ imports training code.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
+import sys
 import threading
 import time
 
-from flask import Flask, jsonify, render_template, request
+import aurore
+
+if not aurore.LOG_LEVEL_CHOSEN and "tensorflow" not in sys.modules:
+    # Reading XLA's persistent cache logs ~30 KB of harmless C++ errors per start ("Error parsing text-format",
+    # a false "SIGILL" warning about a tuning flag): level 3 keeps them out of the participant's terminal.
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+
+from flask import Flask, jsonify, render_template, request  # noqa: E402
 
 from aurore import fastgen, generation, hub, minigpt, pages
 from aurore.config import PACKAGE_DIR, Config
@@ -63,8 +72,22 @@ def setup(app: Flask, models: Models) -> Flask:
         return render_template("generate.html", **page_context(models, error=message)), 413
 
     @app.errorhandler(AuroreError)
-    def unfinished(error):  # e.g. an exercise of step 5 still to do: say which, on the page
+    def unfinished(error):  # e.g. an exercise of step 5 still to do: say which, on the page (or in JSON)
+        if request.path.startswith("/api/"):
+            return jsonify(error=str(error)), 500
         return render_template("generate.html", **page_context(models, error=str(error))), 500
+
+    @app.errorhandler(404)
+    def not_found(_error):
+        message = "Cette adresse n'existe pas : la page d'écriture est /generate."
+        if request.path.startswith("/api/"):
+            return jsonify(error=message), 404
+        return render_template("generate.html", **page_context(models, error=message)), 404
+
+    @app.errorhandler(405)
+    def wrong_method(_error):
+        message = f"{request.method} n'est pas accepté ici : les routes /api/ attendent un POST avec un corps JSON."
+        return jsonify(error=message), 405
 
     return app
 
@@ -146,7 +169,7 @@ def _gpt2_service(folder: str, config: Config, flags: argparse.Namespace) -> Gen
     start = time.perf_counter()
     shapes = compiled.warm_up(WARM_LENGTHS)
     print(f"Décodage compilé : {shapes} formes prêtes en {time.perf_counter() - start:.0f} s (les plus longues suivent "
-          "en arrière-plan ; au prochain démarrage, elles seront relues depuis models/xla-cache)")
+          "en arrière-plan ; le code compilé est gardé dans models/xla-cache pour les prochains démarrages)")
     return GenerationService(compiled, flags.timeout)
 
 

@@ -99,10 +99,15 @@ def test_a_browser_fills_the_form_and_sees_the_texts_grow(server, phone):
     page = phone
     page.goto(server + "/generate")
     assert page.locator("html").get_attribute("lang") == "fr"
+    assert not page.is_visible("[data-stop]")  # nothing to stop yet
     accessible(page, "generate-empty")
     page.fill("#prompt", "La rivière")
     page.fill("input[name=max_new_tokens]", "40")
     page.fill("input[name=num_texts]", "2")
+    page.click("button[type=submit]")  # by default, the form goes through the participant's route /generate
+    page.wait_for_selector("#prompt-shown", timeout=60_000)
+    assert page.locator("article.text").count() == 2 and page.input_value("#prompt") == "La rivière"
+    page.check("input[name=live]")  # "en direct": the package's streaming route
     # Every version of the first text the page displays, as the stream updates it.
     # (A record's added text node keeps the text of that update, even when the observer runs after several.)
     page.evaluate("""window.versions = [];
@@ -110,14 +115,16 @@ def test_a_browser_fills_the_form_and_sees_the_texts_grow(server, phone):
             && window.versions.push([...r.addedNodes].map((n) => n.textContent).join('')))).observe(
             document.getElementById('results'), {childList: true, subtree: true})""")
     page.click("button[type=submit]")
-    page.wait_for_function("document.getElementById('seed-used')", timeout=60_000)
+    page.wait_for_function("document.getElementById('results').dataset.done", timeout=60_000)
     texts = page.locator("article.text").all_inner_texts()
     assert len(texts) == 2 and all(text.startswith("La rivière") for text in texts)
     versions = page.evaluate("window.versions")
     shorter = {len(v) for v in versions if len(v) < len(page.locator("article.text").first.text_content())}
     assert len(shorter) >= 2, versions  # partial texts were on the page before the end
+    assert page.inner_text("#seed-used").isdigit()
     assert page.input_value("input[name=max_new_tokens]") == "40"  # the settings stay in the form
     assert "GPT-2 affiné sur George Sand" in page.inner_text("footer")
+    page.wait_for_function("document.querySelector('[data-stop]').hidden")
     accessible(page, "generate")
 
 

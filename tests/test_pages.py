@@ -74,7 +74,7 @@ def test_the_stream_refuses_a_bad_request_as_the_api_does(client):
 def test_compare_shows_one_column_per_model_with_one_seed(client):
     page = client.post("/comparer", data={"prompt": "Germain", "max_new_tokens": "6", "seed": "4"})
     assert page.status_code == 200
-    for label in ("GPT-2 affiné sur George Sand", "modèle de base, non affiné — aurore/models/standin",
+    for label in ("GPT-2 affiné sur George Sand", "modèle de base, non affiné — standin",
                   "mini-GPT construit de zéro"):
         assert label in page.text
     assert page.text.count('<article class="column"') == 3 and page.text.count('<p class="text">Germain') == 3

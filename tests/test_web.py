@@ -417,3 +417,11 @@ def test_a_stream_shows_growing_texts_and_closing_it_stops_the_work():
         time.sleep(0.01)
     assert engine.stopped_at is not None and engine.stopped_at < 150
     assert service.generate("Une autre", generation.Sampling())[0].count("mot") == 200  # the worker goes on
+
+
+def test_unknown_addresses_and_methods_answer_in_french(client):
+    page = client.get("/nimportequoi")
+    assert page.status_code == 404 and "n&#39;existe pas" in page.text and '<html lang="fr">' in page.text
+    api = client.get("/api/generate")
+    assert api.status_code == 405 and "POST" in api.get_json()["error"]
+    assert client.post("/api/inconnue", json={}).get_json()["error"].startswith("Cette adresse n'existe pas")

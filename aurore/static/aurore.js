@@ -47,6 +47,8 @@ function streamingForm(form, run) {
   stop.addEventListener("click", () => controller && controller.abort());
   form.addEventListener("submit", async (event) => {
     if (!window.ReadableStream || !window.TextDecoderStream) return; // old browser: the plain post
+    const live = form.querySelector("[data-live]");
+    if (live && !live.checked) return; // Écrire: the participant's own route, unless "en direct" is ticked
     event.preventDefault();
     if (controller) controller.abort();
     controller = new AbortController();
@@ -55,7 +57,8 @@ function streamingForm(form, run) {
     try {
       await run(form, controller.signal);
     } catch (error) {
-      if (error.name !== "AbortError") showError("La connexion au serveur a été coupée : réessayez.");
+      if (error.name === "AbortError") showError("Génération arrêtée : le serveur a cessé d'écrire ces textes.");
+      else showError("La connexion au serveur a été coupée : réessayez.");
     } finally {
       stop.hidden = true;
     }
@@ -72,7 +75,11 @@ function writePage(form, signal) {
   seed.className = "seed";
   results.append(title, seed);
   const articles = [];
-  return streamTexts(formJson(form), signal, (name, data) => {
+  const seedUsed = form.seed.value || String(Math.floor(Math.random() * 2 ** 31)); // shown even if stopped
+  seed.innerHTML = 'Graine : <span id="seed-used"></span> (le texte n° <var>n</var> utilise la graine + '
+    + '<var>n</var> − 1 : recopiez-la dans le champ « graine » pour le retrouver)';
+  seed.querySelector("span").textContent = seedUsed;
+  return streamTexts(formJson(form, { seed: seedUsed }), signal, (name, data) => {
     if (name === "error") return showError(data.error);
     data.texts.forEach((text, i) => {
       if (!articles[i]) {
@@ -82,11 +89,7 @@ function writePage(form, signal) {
       }
       articles[i].textContent = text;
     });
-    if (name === "done") {
-      seed.innerHTML = 'Graine : <span id="seed-used"></span> (le texte n° <var>n</var> utilise la graine + '
-        + '<var>n</var> − 1 : recopiez-la dans le champ « graine » pour le retrouver)';
-      document.getElementById("seed-used").textContent = data.seed;
-    }
+    if (name === "done") results.dataset.done = "1";
   });
 }
 
@@ -94,6 +97,9 @@ function comparePage(form, signal) {
   const columns = document.getElementById("columns");
   columns.hidden = false;
   const seed = form.seed.value || String(Math.floor(Math.random() * 2 ** 31)); // one seed for every column
+  const shown = document.getElementById("compare-seed");
+  shown.hidden = false;
+  shown.querySelector("span").textContent = seed;
   return Promise.all([...columns.querySelectorAll("[data-model]")].map((column) => {
     const text = column.querySelector(".text");
     const error = column.querySelector(".error");
