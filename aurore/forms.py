@@ -124,7 +124,9 @@ def prepare(values: object, models: Models) -> Request:
         raise RequestError(400, "Envoyez un objet JSON, par exemple {\"prompt\": \"Le soir\"}.")
     key = values.get("model") or "gpt2"
     if not isinstance(key, str) or key not in models.served:
-        raise RequestError(400, f"Modèle inconnu « {key} » : choisissez parmi {', '.join(models.served)}.")
+        why = (" (le modèle de base n'est servi qu'à côté d'un modèle affiné, et pas avec --no-base)"
+               if key == "base" else "")
+        raise RequestError(400, f"Modèle inconnu « {key} »{why} : choisissez parmi {', '.join(models.served)}.")
     prompt, sampling = parse_request(values, models.served[key].service.engine)
     return Request(key, models.served[key], prompt, sampling)
 

@@ -182,3 +182,9 @@ def test_closing_the_page_stops_its_generation_through_waitress():
         time.sleep(0.02)
     server.close()
     assert engine.stopped_at is not None and engine.stopped_at < 150  # of 200 steps (2 s of work)
+
+
+def test_asking_for_the_base_model_when_it_is_not_served_says_why(compiled):
+    alone = web.Models({"gpt2": web.Served(GenerationService(compiled), web.ModelInfo("m", True))})
+    response = step5.create_app(alone).test_client().post("/api/generate", json={"prompt": "Le", "model": "base"})
+    assert response.status_code == 400 and "--no-base" in response.get_json()["error"]

@@ -348,13 +348,14 @@ def test_mon_modele_shows_what_step3_measured_or_says_to_run_it(service, tmp_pat
     steps = [{"step": i, "loss": 5.0 - i / 10} for i in range(1, 11)]
     epochs = [{"epoch": 1, "step": 10, "loss": 4.5, "val_loss": 4.6}]
     metrics = {"perplexity_before": 123.456, "perplexity_after": 78.9, "steps": steps, "epochs": epochs,
-               "settings": {"learning_rate": 5e-05, "max_steps": 10}}
+               "settings": {"learning_rate": 5e-05, "max_steps": 10, "time_budget": ""}}
     (folder / "metrics.json").write_text(__import__("json").dumps(metrics), encoding="utf-8")
     (folder / "README.md").write_text(training.model_card("benjamin/gpt2-wechsel-french", metrics), encoding="utf-8")
     plots.plot_losses(steps, epochs, folder / "loss.png")
     page = client.get("/mon-modele")
     assert page.status_code == 200 and "123.46" in page.text and "78.90" in page.text
-    assert "<th scope=\"row\">learning_rate</th><td>5e-05</td>" in page.text and 'id="loss"' in page.text
+    assert "<th scope=\"row\"><code>--learning-rate</code></th><td>5e-05</td>" in page.text and 'id="loss"' in page.text
+    assert "--time-budget" not in page.text  # a setting left empty is not shown
     assert "GPT-2 fine-tuned on George Sand" in page.text and "base_model:" not in page.text  # card, front matter cut
     curve = client.get("/mon-modele/loss.png")
     assert curve.status_code == 200 and curve.data[:4] == b"\x89PNG"
