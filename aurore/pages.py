@@ -68,7 +68,8 @@ def for_model(request: forms.Request) -> forms.Request:
 
 def compare(values: dict, models: forms.Models) -> tuple[forms.Request, list[Column]]:
     """The same prompt, seed and settings through every served model, all at once (one worker per model)."""
-    seed = values.get("seed") or random.randrange(2**31)  # one seed for every column
+    seed = values.get("seed")
+    seed = random.randrange(2**31) if seed in ("", None) else seed  # one seed for every column
     asked = [for_model(forms.prepare({**values, "model": key, "num_texts": 1, "seed": seed}, models))
              for key in models.served]
     jobs = [(one, one.served.service.submit(one.prompt, one.sampling)) for one in asked]
