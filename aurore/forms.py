@@ -162,11 +162,6 @@ def parse_request(values: dict, engine: generation.Engine) -> tuple[str, generat
                                        num_return_sequences=settings["num_texts"], seed=seed)
 
 
-def read_number(values: dict, name: str):
-    """One of FIELDS from a form or JSON body, checked against its bounds; its default when empty."""
-    return _number(values.get(name), FIELDS[name])
-
-
 def _number(raw: object, spec: Field):
     if raw in ("", None):
         return spec.default

@@ -84,10 +84,8 @@ def compare(values: dict, models: forms.Models) -> tuple[forms.Request, list[Col
 
 def next_tokens(values: object, models: forms.Models, cache: explain.NextTokens) -> dict:
     """The JSON of /api/next-tokens (and the context of /pourquoi): the likeliest next tokens, before and after."""
-    if not isinstance(values, dict):
-        raise forms.RequestError(400, "Envoyez un objet JSON, par exemple {\"prompt\": \"Le soir\"}.")
-    asked = forms.prepare({**values, "num_texts": 1}, models)  # same checks as generation (prompt, model, limits)
-    temperature, top_k, top_p = (forms.read_number(values, name) for name in ("temperature", "top_k", "top_p"))
+    asked = forms.prepare(values, models)  # the same checks as generation: prompt, model, limits
+    temperature, top_k, top_p = asked.sampling.temperature, asked.sampling.top_k, asked.sampling.top_p
     logits = cache.logits(asked.key, asked.served.service.engine, asked.prompt)
     tokens = explain.likeliest(asked.served.service.engine, logits, temperature, top_k, top_p)
     return {"prompt": asked.prompt, "model": asked.key, "temperature": temperature, "top_k": top_k, "top_p": top_p,

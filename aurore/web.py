@@ -29,7 +29,7 @@ from aurore import fastgen, generation, hub, minigpt, pages
 from aurore.config import PACKAGE_DIR, Config
 from aurore.errors import AuroreError
 from aurore.forms import (FIELDS, MAX_PROMPT_CHARS, Answer, ModelInfo, Models, RequestError, Served, answer,  # noqa: F401
-                          parse_request, readable)
+                          readable)
 from aurore.serving import GenerationService
 
 TEMPLATES = str(PACKAGE_DIR / "templates")  # the page's HTML (Jinja templates), CSS and script: nothing from a CDN
