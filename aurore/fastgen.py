@@ -4,22 +4,24 @@ Eager TensorFlow `generate` is slow on a CPU (8 tokens/s for a 124M model on two
 this module: 66-75). XLA compiles the decoding into one program, but `tf.function(jit_compile=True)` compiles again
 for every new tensor shape and every new Python value. So:
 
-- shapes come from a few buckets: the batch (1 or 8 rows) and the buffer length (prompt + new tokens: 128, 256,
-  ...); each (batch, length) pair is compiled once, at start-up (`warm_up`);
-- everything that varies per request is a tensor argument, one value per row: the prompt tokens and their
-  lengths, the number of new tokens, temperature, top-k, top-p, greedy or sampling, the seed. Requests with any mix
-  of settings share one batch, and a row's text depends only on its own prompt, settings and seed (each row draws
-  its random numbers from a hash of its seed: see `gumbel_noise`);
-- each decoding step feeds ONE token per row through the model, reusing the keys and values of earlier positions
-  (a KV cache of fixed size, updated in place), so a step costs the same at position 5 or 500;
-- the decoding loop can stop at a given position and resume from its state (`stream_ids`): the server runs it
-  STREAM_CHUNK tokens at a time to stream the texts and to drop rows whose page was closed.
+- shapes come from a few buckets: the rows (1 or 8), the cache length (prompt + new tokens: 128, 256, ...) and
+  the prompt length read at once (32, 128, ...); the shapes a first request meets are compiled at start-up
+  (`warm_up`), and XLA keeps them on disk for the next start (`keep_compilations`);
+- everything that varies per request is a tensor argument, one value per row: position, last token, tokens still
+  to write, temperature, top-k, top-p, greedy or sampling, the seed. Requests with any mix of settings share the
+  steps, and a row's text depends only on its own prompt, settings and seed (each row draws its random numbers
+  from a hash of its seed and position: see `warpers.gumbel_noise`);
+- each decoding step feeds ONE token per row through the model, at the row's own position, reusing the keys and
+  values of its earlier positions (a KV cache of fixed size, written in place), so a step costs about the same at
+  position 5 or 500;
+- rows come and go between compiled calls (`Slots`, continuous batching): a request takes a free row as soon as
+  another text ends, instead of waiting for the longest text of a batch. A new row first reads its prompt in one
+  pass (`_prefill_rows`: one pass over 20 tokens reads the weights once, token by token would read them 20 times),
+  then decodes with the others. The server calls the decoder STREAM_CHUNK steps at a time, to stream the texts,
+  let waiting requests in and drop rows whose page was closed.
 
-Prompts are written left-aligned in the buffer. First a prefill loop feeds the prompt tokens every row shares,
-`PREFILL` per pass (one pass of 8 tokens costs about as much as one of 1: the weights are read once); then the
-decoding loop goes one position at a time: a row still inside its (longer) prompt copies its next prompt token
-(teacher forcing), otherwise it samples. The model's own Keras layers (embeddings, layer norms, dense projections,
-activation) do the maths; only attention is re-written, to use the cache.
+The model's own Keras layers (embeddings, layer norms, dense projections, activation) do the maths; only attention
+is re-written, to use the cache.
 
 Sampling (temperature, top-k, top-p, per-row random draws) is in `aurore/warpers.py`. The eager pipeline stays the
 reference.
@@ -33,11 +35,11 @@ import math
 import os
 import platform
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.compiler.tf2xla.python.xla import dynamic_slice, dynamic_update_slice
+from tensorflow.compiler.tf2xla.python.xla import dynamic_update_slice
 
 from aurore.errors import AuroreError
 from aurore.generation import Progress, Row, Sampling, rows_for
@@ -45,12 +47,13 @@ from aurore.warpers import sample_tokens
 
 BATCH_BUCKETS = (1, 8)
 LENGTH_BUCKETS = (128, 256, 512, 1024)
-PREFILL = 8  # prompt positions read per pass while every row is still inside its prompt
-STREAM_CHUNK = 8  # tokens per compiled call when streaming (each call copies the KV cache once)
+PROMPT_BUCKETS = (32, 128, 512, 1024)  # prompt tokens read by one prefill call (padded up to the bucket)
+CHUNK = 64  # most decoding steps per compiled call (the server asks for fewer: STREAM_CHUNK)
+STREAM_CHUNK = 8  # steps per call when a text is streamed or a request waits for a free row
 
 
 class CompiledGenerator:
-    """Batched GPT-2 decoding with a KV cache, compiled once per (batch, length) bucket."""
+    """Batched GPT-2 decoding with a KV cache, each row at its own position, compiled once per shape."""
 
     name = "compiled"
 
@@ -61,181 +64,169 @@ class CompiledGenerator:
         self.n_layer, self.n_head = config.n_layer, config.n_head
         self.head_dim = config.n_embd // config.n_head
         self.eos = tokenizer.eos_token_id
-        self.traces = 0  # incremented each time TensorFlow (re)traces the decoding function
+        self.traces = 0  # incremented each time TensorFlow (re)traces a compiled function
         rows, cache = tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, None, self.head_dim], tf.float32)
-        signature = [tf.TensorSpec([], tf.int32), tf.TensorSpec([None, None], tf.int32),
-                     tuple((cache, cache) for _ in range(self.n_layer)), tf.TensorSpec([None], tf.bool), rows, rows,
-                     tf.TensorSpec([None], tf.float32), rows, tf.TensorSpec([None], tf.float32),
-                     tf.TensorSpec([None], tf.bool), rows, tf.TensorSpec([], tf.int32)]
+        caches = tuple((cache, cache) for _ in range(self.n_layer))
         # One trace for every shape (tracing the 12-block model takes seconds); XLA compiles each shape it meets.
-        self._decode = tf.function(self._decode_chunk, input_signature=signature, jit_compile=jit_compile)
+        self._decode = tf.function(self._decode_rows, jit_compile=jit_compile, input_signature=[
+            rows, rows, rows, caches, tf.TensorSpec([None], tf.float32), rows, tf.TensorSpec([None], tf.float32),
+            tf.TensorSpec([None], tf.bool), rows, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.bool)])
+        self._prefill = tf.function(self._prefill_rows, jit_compile=jit_compile, input_signature=[
+            caches, tf.TensorSpec([1, None], tf.int32), tf.TensorSpec([None], tf.bool)])
 
-    # -- the model, a few positions per row ---------------------------------------------------------------------
+    # -- the model ------------------------------------------------------------------------------------------------
 
-    def _attend(self, block, x, cache_k, cache_v, t, length):
-        """Self-attention of positions t..t+S-1 (x: [B, S, E]) over the cache, writing their keys and values.
-
-        The caches are [B * H, T, D]: the layout the attention products read, so XLA updates them in place
-        (with a reshape in between it copies every cache twice per step: ~15% of a step at T = 128, more above).
-        """
+    def _blocks(self, x, caches, write, visible):
+        """The transformer blocks over x [B, S, E]; each block's attention writes its new keys and values into its
+        cache with `write(cache, new)` and attends to the cache positions `visible` ([B * H or 1, S, T]) shows."""
         batch, positions = tf.shape(x)[0], tf.shape(x)[1]
 
-        def heads(part):  # [B, S, E] -> [B * H, S, D]
+        def heads(part):  # [B, S, E] -> [B * H, S, D]: the layout the attention products read (no copy per step)
             part = tf.transpose(tf.reshape(part, [batch, positions, self.n_head, self.head_dim]), [0, 2, 1, 3])
             return tf.reshape(part, [batch * self.n_head, positions, self.head_dim])
 
-        q, k, v = (heads(part) for part in tf.split(block.attn.c_attn(x), 3, axis=-1))
-        cache_k = dynamic_update_slice(cache_k, k, [0, t, 0])  # only the new positions are written
-        cache_v = dynamic_update_slice(cache_v, v, [0, t, 0])
-        scores = tf.einsum("nqd,ntd->nqt", q, cache_k) / math.sqrt(self.head_dim)
-        visible = tf.range(length)[None, :] <= t + tf.range(positions)[:, None]  # causal: [S, T]
-        scores = tf.where(visible[None], scores, tf.constant(-1e4, x.dtype))  # GPT-2's mask value
-        out = tf.einsum("nqt,ntd->nqd", tf.nn.softmax(scores, axis=-1), cache_v)  # [B * H, S, D]
-        out = tf.transpose(tf.reshape(out, [batch, self.n_head, positions, self.head_dim]), [0, 2, 1, 3])
-        return block.attn.c_proj(tf.reshape(out, [batch, positions, -1])), cache_k, cache_v
-
-    def _logits(self, tokens, t, last, caches, length):
-        """Feed tokens [B, S] at positions t..t+S-1; return the next-token logits after position t+last."""
-        transformer = self.model.transformer
-        x = transformer.wte(tokens) + transformer.wpe(t + tf.range(tf.shape(tokens)[1]))[None]
         updated = []
-        for block, (cache_k, cache_v) in zip(transformer.h, caches):
-            attended, cache_k, cache_v = self._attend(block, block.ln_1(x), cache_k, cache_v, t, length)
-            updated.append((cache_k, cache_v))
-            x = x + attended
+        for block, (cache_k, cache_v) in zip(self.model.transformer.h, caches):
+            q, k, v = (heads(part) for part in tf.split(block.attn.c_attn(block.ln_1(x)), 3, axis=-1))
+            cache_k, cache_v = write(cache_k, k), write(cache_v, v)
+            scores = tf.einsum("nqd,ntd->nqt", q, cache_k) / math.sqrt(self.head_dim)
+            scores = tf.where(visible, scores, tf.constant(-1e4, x.dtype))  # GPT-2's mask value
+            out = tf.einsum("nqt,ntd->nqd", tf.nn.softmax(scores, axis=-1), cache_v)  # [B * H, S, D]
+            out = tf.transpose(tf.reshape(out, [batch, self.n_head, positions, self.head_dim]), [0, 2, 1, 3])
+            x = x + block.attn.c_proj(tf.reshape(out, [batch, positions, -1]))
             x = x + block.mlp.c_proj(block.mlp.act(block.mlp.c_fc(block.ln_2(x))))
-        x = transformer.ln_f(dynamic_slice(x, [0, last, 0], [tf.shape(x)[0], 1, x.shape[2]]))[:, 0]  # [B, E]
-        return tf.matmul(x, transformer.wte.embeddings, transpose_b=True), tuple(updated)
+            updated.append((cache_k, cache_v))
+        return x, tuple(updated)
 
-    def _decode_chunk(self, t, buffer, caches, finished, lengths, new_tokens, temperature, top_k, top_p, do_sample,
-                      seeds, stop_at):
-        """Decode from position t until position `stop_at` has its token or every row is complete.
+    def _embed(self, tokens, positions):
+        transformer = self.model.transformer
+        return transformer.wte(tokens) + transformer.wpe(positions)
 
-        buffer: [B, T] int32, prompts left-aligned; settings: one per row ([B]). Returns the state to pass to the
-        next call: (t, buffer, caches, finished). One call can do the whole text; the server calls it a few tokens
-        at a time to stream them (and to stop rows nobody waits for any more).
-        """
+    def _prefill_rows(self, caches, tokens, targets):
+        """Read a prompt (tokens [1, P], all but its last token, padded) in one pass and write its keys and values
+        into the rows `targets` ([B] bool) of the caches: the rows of one request share its prompt, and one pass
+        over P tokens reads the weights once (token by token, it would read them P times)."""
         self.traces += 1  # Python side effect: runs only while tracing
-        batch, length = tf.shape(buffer)[0], tf.shape(buffer)[1]  # constants for XLA, which compiles per shape
-        shared = tf.reduce_min(lengths)  # positions 0..shared-1 hold prompt tokens in every row
+        length = tf.shape(tokens)[1]
+        causal = tf.range(length)[None, :] <= tf.range(length)[:, None]
+        _, prompt = self._blocks(self._embed(tokens, tf.range(length)[None]), [(None, None)] * self.n_layer,
+                                 lambda _cache, new: new, causal[None])
+        batch, size = tf.shape(targets)[0], tf.shape(caches[0][0])[1]
+        rows = tf.repeat(targets, self.n_head)[:, None, None]
 
-        def step(positions: int):
-            """A loop body: feed `positions` tokens from t (the prompt ones only count), write the next token."""
+        def place(cache, new):  # [H, P, D] -> the target rows of [B * H, T, D]; positions past P are junk, hidden
+            return tf.where(rows, tf.tile(tf.pad(new, [[0, 0], [0, size - length], [0, 0]]), [batch, 1, 1]), cache)
 
-            def body(t, buffer, caches, finished):
-                count = tf.minimum(positions, shared - t) if positions > 1 else 1
-                tokens = dynamic_slice(buffer, [0, t], [batch, positions])
-                logits, caches = self._logits(tokens, t, count - 1, caches, length)
-                t = t + count  # the position that receives the next token
-                sampled = sample_tokens(logits, temperature, top_k, top_p, seeds, t)
-                chosen = tf.where(do_sample, sampled, tf.argmax(logits, axis=-1, output_type=tf.int32))
-                in_prompt = t < lengths
-                done = t >= lengths + new_tokens  # this row already has all its new tokens
-                chosen = tf.where(finished | done, self.eos, chosen)
-                prompt_token = dynamic_slice(buffer, [0, tf.minimum(t, length - 1)], [batch, 1])[:, 0]
-                next_token = tf.where(in_prompt, prompt_token, chosen)
-                finished = finished | (~in_prompt & (chosen == self.eos))
-                buffer = dynamic_update_slice(buffer, next_token[:, None], [0, t])
-                return t, buffer, caches, finished
+        return tuple((place(ck, k), place(cv, v)) for (ck, cv), (k, v) in zip(caches, prompt))
 
-            return body
+    def _decode_rows(self, positions, last, remaining, caches, temperature, top_k, top_p, do_sample, seeds, steps,
+                     refill):
+        """Up to `steps` decoding steps; each feeds every row's last token at the row's own position and draws the
+        row's next token with its own settings. A row with `remaining` 0 is idle (finished, or a free slot).
 
-        def unfinished(t, buffer, caches, finished):  # a row is complete once it wrote end-of-text or its last token
-            return (t < stop_at) & ~tf.reduce_all(finished | (t >= lengths + new_tokens - 1))
+        Returns (positions, last, remaining, caches, tokens [B, CHUNK]: each step's token per row, -1 where idle).
+        With `refill`, it returns as soon as a row finishes, so that a waiting request can take its place.
+        """
+        self.traces += 1
+        batch, size = tf.shape(positions)[0], tf.shape(caches[0][0])[1]
+        rows = tf.range(batch * self.n_head)
 
-        # Prefill: while every row is still inside its prompt, read up to PREFILL prompt tokens per pass, so the
-        # weights are read from memory once, not once per token. Slots past the last token that counted hold
-        # junk, hidden by the causal mask and overwritten when their turn comes.
-        state = tf.while_loop(lambda t, *_: (shared - t >= 2) & (t + PREFILL <= length), step(PREFILL),
-                              (t, buffer, caches, finished), maximum_iterations=length - 1)
-        # Decoding: one token per pass.
-        return tf.while_loop(unfinished, step(1), state, maximum_iterations=length - 1)
+        def body(step, positions, last, remaining, caches, tokens, _ended):
+            at = tf.repeat(positions, self.n_head)  # each row's position, per head
+
+            def write(cache, new):  # only each row's own position is written (a scatter: no copy of the cache)
+                return tf.tensor_scatter_nd_update(cache, tf.stack([rows, at], axis=1), new[:, 0])
+
+            visible = (tf.range(size)[None, :] <= at[:, None])[:, None, :]  # [B * H, 1, T]
+            x, caches = self._blocks(self._embed(last[:, None], positions[:, None]), caches, write, visible)
+            x = self.model.transformer.ln_f(x)[:, 0]  # [B, E]
+            logits = tf.matmul(x, self.model.transformer.wte.embeddings, transpose_b=True)
+            following = positions + 1  # the position that receives the token: the random draws depend on it
+            sampled = sample_tokens(logits, temperature, top_k, top_p, seeds, following)
+            chosen = tf.where(do_sample, sampled, tf.argmax(logits, axis=-1, output_type=tf.int32))
+            active = remaining > 0
+            chosen = tf.where(active, chosen, -1)
+            tokens = dynamic_update_slice(tokens, chosen[:, None], [0, step])
+            left = tf.where(chosen == self.eos, 0, remaining - 1)
+            ended = active & (left == 0)
+            return (step + 1, tf.where(active, following, positions), tf.where(active, chosen, last),
+                    tf.where(active, left, remaining), caches, tokens, tf.reduce_any(ended))
+
+        def going(step, positions, last, remaining, caches, tokens, ended):
+            return (step < steps) & tf.reduce_any(remaining > 0) & ~(refill & ended)
+
+        start = (tf.constant(0), positions, last, remaining, caches, tf.fill([batch, CHUNK], -1), tf.constant(False))
+        _, positions, last, remaining, caches, tokens, _ = tf.while_loop(going, body, start, maximum_iterations=CHUNK)
+        return positions, last, remaining, caches, tokens
 
     # -- requests ------------------------------------------------------------------------------------------------
 
-    def count_tokens(self, prompt: str) -> int:
-        return len(self.tokenizer(prompt)["input_ids"])
+    @property
+    def length_buckets(self) -> tuple[int, ...]:
+        return tuple(b for b in LENGTH_BUCKETS if b < self.context_size) + (self.context_size,)
+
+    def prompt_buckets(self, length: int) -> tuple[int, ...]:
+        return tuple(b for b in PROMPT_BUCKETS if b < length) + (length,)
 
     @staticmethod
     def bucket(value: int, buckets: tuple[int, ...]) -> int:
         return next(b for b in buckets if b >= value)
 
-    def stream_ids(self, prompts: list[list[int]], samplings: list[Sampling], chunk: int | None = None,
-                   wanted: Callable[[], list[bool]] | None = None, min_length: int = 0) -> Iterator[list[list[int]]]:
-        """Decode up to 8 rows, each with its own settings; yield each row's new token ids so far.
+    def count_tokens(self, prompt: str) -> int:
+        return len(self.tokenizer(prompt)["input_ids"])
 
-        chunk=None: one compiled call, one yield. chunk=N: a first yield as soon as the shortest prompt has its
-        first new token, then one every N tokens; before each call, rows for which `wanted()` says False stop.
-        """
-        rows = len(prompts)
-        longest = max(len(ids) + s.max_new_tokens for ids, s in zip(prompts, samplings))
-        if longest > self.context_size:
-            raise AuroreError(f"Le début de texte plus les jetons à générer ({longest} jetons) dépassent la mémoire du "
+    def check_length(self, needed: int) -> None:
+        if needed > self.context_size:
+            raise AuroreError(f"Le début de texte plus les jetons à générer ({needed} jetons) dépassent la mémoire du "
                               f"modèle ({self.context_size} jetons).", "Raccourcissez le texte ou baissez max_new_tokens.")
-        length = self.bucket(max(longest, min_length),
-                             tuple(b for b in LENGTH_BUCKETS if b <= self.context_size) + (self.context_size,))
-        batch = self.bucket(rows, BATCH_BUCKETS)
-        padded = [*prompts, *[prompts[0]] * (batch - rows)]  # spare rows repeat a prompt (prefill stays shared)
-        settings = [*samplings, *[dataclasses.replace(samplings[0], max_new_tokens=0)] * (batch - rows)]
-        buffer = np.full((batch, length), self.eos, dtype=np.int32)
-        for i, ids in enumerate(padded):
-            buffer[i, : len(ids)] = ids
-        lengths = np.array([len(ids) for ids in padded], np.int32)
-        new_tokens = np.array([s.max_new_tokens for s in settings], np.int32)
-        per_row = (tf.constant(lengths), tf.constant(new_tokens),
-                   tf.constant([s.temperature for s in settings], tf.float32),
-                   tf.constant([s.top_k for s in settings], tf.int32),
-                   tf.constant([s.top_p for s in settings], tf.float32),
-                   tf.constant([s.do_sample for s in settings]),
-                   tf.constant([s.seed % 2**31 for s in settings], tf.int32))
-        zeros = tf.zeros([batch * self.n_head, length, self.head_dim], tf.float32)
-        finished = np.arange(batch) >= rows
-        t, buffer, caches = tf.constant(0), tf.constant(buffer), tuple((zeros, zeros) for _ in range(self.n_layer))
-        stop = int(lengths[:rows].min()) if chunk else length
-        while True:
-            t, buffer, caches, done = self._decode(t, buffer, caches, tf.constant(finished), *per_row,
-                                                   tf.constant(stop, tf.int32))
-            position, out, finished = int(t), buffer.numpy(), done.numpy()
-            yield [self._new_ids(out[i], lengths[i], min(position + 1, lengths[i] + new_tokens[i]))
-                   for i in range(rows)]
-            if np.all(finished | (position >= lengths + new_tokens - 1)) or position >= length - 1:
-                return
-            if wanted is not None:
-                finished = finished | ~np.array([*wanted(), *[False] * (batch - rows)])
-            stop = position + chunk
 
-    def _new_ids(self, row: np.ndarray, start: int, end: int) -> list[int]:
-        new = row[start:end].tolist()
-        return new[: new.index(self.eos)] if self.eos in new else new
+    def open_slots(self) -> Slots:
+        """An empty set of rows for continuous batching (the web app's worker keeps one)."""
+        return Slots(self)
 
-    def generate_ids(self, prompts: list[list[int]], sampling: Sampling | list[Sampling],
-                     min_length: int = 0) -> list[list[int]]:
-        """New token ids for each prompt (each list ends before the first end-of-text token), in one compiled call
-        per 8 rows; `sampling` is shared, or one per prompt."""
-        samplings = sampling if isinstance(sampling, list) else [sampling] * len(prompts)
-        results = []
-        for start in range(0, len(prompts), BATCH_BUCKETS[-1]):
-            part = slice(start, start + BATCH_BUCKETS[-1])
-            *_, last = self.stream_ids(prompts[part], samplings[part], min_length=min_length)
-            results += last
+    def decode_ids(self, prompts: list[list[int]], samplings: list[Sampling], steps: int = CHUNK,
+                   wanted: Callable[[list[list[int]]], list[bool]] | None = None) -> list[list[int]]:
+        """New token ids for each prompt (each ends before end-of-text), rows joining as others finish.
+
+        With `wanted`, it is called every `steps` tokens with the ids so far, and rows it answers False for stop.
+        """
+        for ids, sampling in zip(prompts, samplings):
+            self.check_length(len(ids) + sampling.max_new_tokens)
+        slots, results, waiting, running = Slots(self), [[] for _ in prompts], list(range(len(prompts))), {}
+        while waiting or running:
+            while waiting and slots.free:
+                index = waiting.pop(0)
+                running[slots.admit(prompts[index], [samplings[index]])[0]] = index
+            fresh = wanted is not None and any(not slots.new_ids(slot) for slot in running)
+            slots.advance(1 if fresh else steps, refill=bool(waiting))  # a streamed text shows its first token at once
+            for slot, index in list(running.items()):
+                results[index] = list(slots.new_ids(slot))
+                if slots.finished(slot):
+                    slots.release(slot)
+                    del running[slot]
+            if wanted is not None and running:
+                keep = wanted([list(ids) for ids in results])
+                for slot, index in list(running.items()):
+                    if not keep[index]:
+                        slots.release(slot)
+                        del running[slot]
         return results
 
+    def generate_ids(self, prompts: list[list[int]], sampling: Sampling | list[Sampling]) -> list[list[int]]:
+        """New token ids for each prompt; `sampling` is shared, or one per prompt."""
+        return self.decode_ids(prompts, sampling if isinstance(sampling, list) else [sampling] * len(prompts))
+
     def generate_rows(self, rows: list[Row], progress: Progress | None = None) -> list[str]:
-        """The engine interface of the web app: one text per row, each row with its own settings, up to 8 rows per
-        compiled batch. With `progress`, texts are streamed every STREAM_CHUNK tokens (see generation.Progress)."""
+        """The engine interface of the web app: one text per row, each row with its own settings. With `progress`,
+        texts are reported every STREAM_CHUNK tokens (see generation.Progress)."""
         encoded = [self.tokenizer(row.prompt)["input_ids"] for row in rows]
-        texts = [row.prompt for row in rows]
-        wanted = [True] * len(rows)
-        for start in range(0, len(rows), BATCH_BUCKETS[-1]):
-            part = slice(start, start + BATCH_BUCKETS[-1])
-            stream = self.stream_ids(encoded[part], [row.sampling for row in rows[part]],
-                                     chunk=STREAM_CHUNK if progress else None, wanted=lambda: wanted[part])
-            for new in stream:
-                for i, ids in enumerate(new, start):
-                    texts[i] = self.tokenizer.decode(encoded[i] + ids, skip_special_tokens=True)
-                if progress:
-                    wanted = progress(texts)
-        return texts
+
+        def texts_of(new: list[list[int]]) -> list[str]:
+            return [self.tokenizer.decode(ids + more, skip_special_tokens=True) for ids, more in zip(encoded, new)]
+
+        new = self.decode_ids(encoded, [row.sampling for row in rows], STREAM_CHUNK if progress else CHUNK,
+                              (lambda so_far: progress(texts_of(so_far))) if progress else None)
+        return texts_of(new)
 
     def generate_batch(self, prompts: list[str], sampling: Sampling) -> list[list[str]]:
         """`num_return_sequences` texts per prompt (text i drawn with seed + i), batched together."""
@@ -254,15 +245,142 @@ class CompiledGenerator:
         return self.model(ids, training=False).logits[:, -1]
 
     def warm_up(self, lengths: tuple[int, ...] = (128,)) -> int:
-        """Compile (or read from the persistent cache) every (batch, length) bucket the server will use, before the
-        first request: a one-token prompt and one new token, the shapes are what counts. Returns how many."""
-        shapes = {(batch, min(length, self.context_size)) for length in lengths for batch in BATCH_BUCKETS}
-        for batch, length in sorted(shapes):
-            self.generate_ids([[self.eos]] * batch, Sampling(max_new_tokens=1), min_length=length)
-        return len(shapes)
+        """Compile (or read from the persistent cache) the programs requests will need, before they come: for each
+        cache length and row count, the decoding step and a prefill per prompt bucket. Returns how many."""
+        shapes = 0
+        for length in sorted({min(length, self.context_size) for length in lengths}):
+            for batch in BATCH_BUCKETS:
+                for prompt in self.prompt_buckets(length):  # a prompt whose prefill needs this bucket
+                    slots = Slots(self)
+                    ids = [self.eos] * (min(prompt, length - 2) + 1)
+                    slots.admit(ids, [Sampling(max_new_tokens=1)] * batch, min_length=length)
+                    shapes += 1
+                slots.advance(1)
+                shapes += 1
+        return shapes
 
     def token_text(self, token_id: int) -> str:
         return self.tokenizer.decode([token_id])
+
+
+@dataclasses.dataclass
+class _Row:
+    prompt_ids: list[int]
+    sampling: Sampling
+    new_ids: list[int] = dataclasses.field(default_factory=list)
+    done: bool = False
+
+
+class Slots:
+    """Rows decoding together, each at its own position: a row joins as soon as a slot is free (continuous
+    batching), so a short text never waits for a long one, and requests with any settings share the steps.
+
+    The state lives here between compiled calls: per row its position, last token, tokens still to write and
+    settings, and the KV caches ([B * H, T, D] per layer). The row count B (1 or 8) and the length T grow when a
+    row needs them (the caches are padded) and shrink back when every row is done.
+    """
+
+    def __init__(self, generator: CompiledGenerator):
+        self.generator = generator
+        self._reset(1, generator.bucket(1, generator.length_buckets))
+
+    def _reset(self, batch: int, length: int) -> None:
+        g = self.generator
+        self.rows: list[_Row | None] = [None] * batch
+        self.length = length
+        self.positions = np.zeros(batch, np.int32)
+        self.last = np.full(batch, g.eos, np.int32)
+        self.remaining = np.zeros(batch, np.int32)
+        self.settings = [Sampling(max_new_tokens=0)] * batch
+        zeros = tf.zeros([batch * g.n_head, length, g.head_dim], tf.float32)
+        self.caches = tuple((zeros, zeros) for _ in range(g.n_layer))
+
+    @property
+    def capacity(self) -> int:
+        return BATCH_BUCKETS[-1]
+
+    @property
+    def free(self) -> int:
+        return self.capacity - sum(row is not None for row in self.rows)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.remaining.any())
+
+    def _grow(self, batch: int, length: int) -> None:
+        if all(row is None for row in self.rows):  # nothing to keep: start afresh at the smallest shape that fits
+            return self._reset(batch, length)
+        batch, length = max(batch, len(self.rows)), max(length, self.length)
+        more, longer = batch - len(self.rows), length - self.length
+        if not more and not longer:
+            return
+        g = self.generator
+        self.caches = tuple(tuple(tf.pad(c, [[0, more * g.n_head], [0, longer], [0, 0]]) for c in pair)
+                            for pair in self.caches)
+        self.rows += [None] * more
+        self.positions = np.concatenate([self.positions, np.zeros(more, np.int32)])
+        self.last = np.concatenate([self.last, np.full(more, g.eos, np.int32)])
+        self.remaining = np.concatenate([self.remaining, np.zeros(more, np.int32)])
+        self.settings += [Sampling(max_new_tokens=0)] * more
+        self.length = length
+
+    def admit(self, prompt_ids: list[int], samplings: list[Sampling], min_length: int = 0) -> list[int]:
+        """Give one prompt's rows (one per sampling) free slots, read the prompt once; returns their slots."""
+        g = self.generator
+        needed = len(prompt_ids) + max(s.max_new_tokens for s in samplings)
+        g.check_length(needed)
+        needed = max(needed, min_length)
+        if len(samplings) > self.free:
+            raise ValueError(f"{len(samplings)} rows, {self.free} free slots")
+        used = len(self.rows) - sum(row is None for row in self.rows)
+        self._grow(g.bucket(used + len(samplings), BATCH_BUCKETS), g.bucket(needed, g.length_buckets))
+        slots = [i for i, row in enumerate(self.rows) if row is None][: len(samplings)]
+        for slot, sampling in zip(slots, samplings):
+            self.rows[slot] = _Row(list(prompt_ids), sampling, done=sampling.max_new_tokens == 0)
+            self.positions[slot] = len(prompt_ids) - 1  # the prompt's last token is fed by the first decoding step
+            self.last[slot] = prompt_ids[-1]
+            self.remaining[slot] = sampling.max_new_tokens
+            self.settings[slot] = sampling
+        if len(prompt_ids) > 1:
+            read = prompt_ids[:-1]
+            padded = np.full((1, g.bucket(len(read), g.prompt_buckets(self.length))), g.eos, np.int32)
+            padded[0, : len(read)] = read
+            targets = np.isin(np.arange(len(self.rows)), slots)
+            self.caches = g._prefill(self.caches, tf.constant(padded), tf.constant(targets))
+        return slots
+
+    def advance(self, steps: int, refill: bool = False) -> None:
+        """Decode up to `steps` tokens per busy row (with `refill`, stop early when a row finishes)."""
+        if not self.busy:
+            return
+        s = self.settings
+        out = self.generator._decode(
+            tf.constant(self.positions), tf.constant(self.last), tf.constant(self.remaining), self.caches,
+            tf.constant([x.temperature for x in s], tf.float32), tf.constant([x.top_k for x in s], tf.int32),
+            tf.constant([x.top_p for x in s], tf.float32), tf.constant([x.do_sample for x in s]),
+            tf.constant([x.seed % 2**31 for x in s], tf.int32), tf.constant(min(steps, CHUNK), tf.int32),
+            tf.constant(refill))
+        positions, last, remaining, self.caches, tokens = out
+        self.positions, self.last, self.remaining = positions.numpy(), last.numpy(), remaining.numpy()
+        for row, written in zip(self.rows, tokens.numpy()):
+            if row is not None and not row.done:
+                row.new_ids += [t for t in written.tolist() if t >= 0 and t != self.generator.eos]
+        for slot, row in enumerate(self.rows):
+            if row is not None:
+                row.done = bool(self.remaining[slot] == 0)
+
+    def new_ids(self, slot: int) -> list[int]:
+        return self.rows[slot].new_ids
+
+    def finished(self, slot: int) -> bool:
+        return self.rows[slot].done
+
+    def release(self, slot: int) -> None:
+        """Free a slot (its row is done, or nobody wants it any more: it stops at once)."""
+        self.rows[slot] = None
+        self.remaining[slot] = 0
+        if all(row is None for row in self.rows):
+            self._reset(1, self.generator.bucket(1, self.generator.length_buckets))
 
 
 def keep_compilations(folder: Path) -> Path:

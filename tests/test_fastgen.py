@@ -1,5 +1,6 @@
 """The compiled decoder: same sampling rules as transformers, same greedy tokens as eager, no recompilation."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -108,7 +109,7 @@ for i, prompt in enumerate(prompts):
     texts = compiled.generate_batch([prompt] * (1 + i), sampling)
     assert len(texts) == 1 + i and all(t.startswith(prompt) for row in texts for t in row)
 # every row with its own settings, in one batch, streamed
-rows = [generation.Row(p, generation.Sampling(max_new_tokens=3 + 3 * (i % 4), temperature=0.4 + 0.4 * i, top_k=10 * i,
+rows = [generation.Row(p, generation.Sampling(max_new_tokens=3 + 6 * (i % 4), temperature=0.4 + 0.4 * i, top_k=10 * i,
                                               top_p=1.0 - 0.05 * i, do_sample=i != 2, seed=100 + i))
         for i, p in enumerate(prompts * 2)]
 updates = []
@@ -126,11 +127,15 @@ def test_after_warm_up_varied_requests_trigger_no_compilation(tmp_path):
     result = subprocess.run([sys.executable, "-c", VARIED_REQUESTS, str(tmp_path), json.dumps(PROMPTS)], env={**os.environ, **env},
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    modules = {path.name.split(".")[0] for path in dump.glob("module_*decode_chunk*before_optimizations.txt")}
+    modules = {path.name.split(".")[0] for path in dump.glob("module_*before_optimizations.txt")
+               if "_decode_rows" in path.name or "_prefill_rows" in path.name}
     lines = dict(line.rsplit(" ", 1) for line in result.stdout.splitlines() if line.startswith(("traces", "shapes")))
-    assert lines["traces after warm-up"] == lines["traces at the end"] == "1"  # one trace serves every shape
-    assert lines["shapes"] == str(len(fastgen.BATCH_BUCKETS))  # the tiny model's context fits one length bucket
-    assert len(modules) == len(fastgen.BATCH_BUCKETS), sorted(modules)
+    # one trace of the decoder and one of the prefill serve every shape
+    assert lines["traces after warm-up"] == lines["traces at the end"] == "2"
+    # the tiny model's context (64) fits one length bucket: per row count, a decoding step and a prefill for each
+    # prompt bucket (32, 64)
+    assert lines["shapes"] == str(3 * len(fastgen.BATCH_BUCKETS))
+    assert len(modules) == 3 * len(fastgen.BATCH_BUCKETS), sorted(modules)
 
 
 def test_sampling_is_repeatable_with_a_seed_and_varies_without(engines):
@@ -172,11 +177,12 @@ def test_each_row_of_a_batch_keeps_its_own_settings_and_seed(engines):
 def test_streaming_yields_growing_texts_that_end_as_the_one_call_does(engines):
     _, compiled = engines
     ids = [compiled.tokenizer(p)["input_ids"] for p in PROMPTS]
-    chunks = list(compiled.stream_ids(ids, MIXED, chunk=3))
-    assert len(chunks) >= 4 and chunks[-1] == compiled.generate_ids(ids, MIXED)
+    chunks = []
+    last = compiled.decode_ids(ids, MIXED, steps=3, wanted=lambda so_far: chunks.append(so_far) or [True] * 4)
+    assert len(chunks) >= 4 and last == compiled.generate_ids(ids, MIXED)
     for before, after in zip(chunks, chunks[1:]):
         assert all(a[: len(b)] == b for a, b in zip(after, before))  # each row only grows
-    assert sum(len(new) for new in chunks[0]) <= len(PROMPTS)  # the first yield comes after one new token
+    assert max(len(new) for new in chunks[0]) == 1  # the first report comes after the first token
 
 
 def test_rows_nobody_wants_stop_and_the_batch_ends_when_none_is_wanted(engines):
@@ -185,11 +191,47 @@ def test_rows_nobody_wants_stop_and_the_batch_ends_when_none_is_wanted(engines):
     settings = [generation.Sampling(max_new_tokens=40, top_k=0, top_p=1.0, temperature=2.0, seed=s) for s in (5, 6)]
     wanted = [True, True]
     calls = 0
-    for new in compiled.stream_ids(ids, settings, chunk=2, wanted=lambda: wanted):
+
+    def still_wanted(so_far):
+        nonlocal calls, stopped_at
         calls += 1
         if calls == 2:
             wanted[0] = False  # the first page was closed
-            stopped_at = len(new[0])
+            stopped_at = len(so_far[0])
         if calls == 4:
             wanted[1] = False
-    assert len(new[0]) == stopped_at and 0 < len(new[1]) < 40 and calls == 5
+        return wanted
+
+    stopped_at = None
+    new = compiled.decode_ids(ids, settings, steps=2, wanted=still_wanted)
+    # reports after 1, 3, 5, 7 tokens (the first as soon as there is one)
+    assert len(new[0]) == stopped_at == 3 and len(new[1]) == 7 and calls == 4
+
+
+def test_a_row_that_joins_running_rows_writes_what_it_writes_alone(engines):
+    """Continuous batching: a request takes a free row while others are half-way; nobody's text changes."""
+    _, compiled = engines
+    ids = [compiled.tokenizer(p)["input_ids"] for p in PROMPTS]
+    alone = [compiled.generate_ids([row], sampling)[0] for row, sampling in zip(ids, MIXED)]
+    slots = compiled.open_slots()
+    first = slots.admit(ids[3], [MIXED[3]])[0]
+    slots.advance(5)
+    assert len(slots.new_ids(first)) == 5 and not slots.finished(first)
+    others = [slots.admit(row, [sampling])[0] for row, sampling in zip(ids[:3], MIXED[:3])]
+    assert len(slots.rows) == fastgen.BATCH_BUCKETS[-1]  # grew from one row to a batch, mid-way
+    while slots.busy:
+        slots.advance(3)
+    assert [slots.new_ids(slot) for slot in others + [first]] == alone[:3] + alone[3:]
+    # one prompt, several rows (one prefill): each row as if alone
+    shared = slots.admit(ids[0], [MIXED[0], MIXED[3]])
+    while slots.busy:
+        slots.advance(4, refill=True)
+    assert [slots.new_ids(slot) for slot in shared] == compiled.generate_ids([ids[0]] * 2, [MIXED[0], MIXED[3]])
+
+
+def test_more_rows_than_slots_take_the_slots_others_leave(engines):
+    _, compiled = engines
+    ids = [compiled.tokenizer(p)["input_ids"] for p in PROMPTS] * 3
+    settings = [dataclasses.replace(MIXED[i % 4], seed=i) for i in range(12)]
+    together = compiled.generate_ids(ids, settings)
+    assert together == [compiled.generate_ids([row], [s])[0] for row, s in zip(ids, settings)]
