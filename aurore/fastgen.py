@@ -369,8 +369,20 @@ class Slots:
             if row is not None:
                 row.done = bool(self.remaining[slot] == 0)
 
+    def admit_rows(self, rows: list[Row]) -> list[int]:
+        """`admit` for rows given as text (a request's texts: one prompt, a seed each)."""
+        assert len({row.prompt for row in rows}) == 1, "the rows of one admission share their prompt"
+        return self.admit(self.generator.tokenizer(rows[0].prompt)["input_ids"], [row.sampling for row in rows])
+
     def new_ids(self, slot: int) -> list[int]:
         return self.rows[slot].new_ids
+
+    def text(self, slot: int) -> str:
+        row = self.rows[slot]
+        return self.generator.tokenizer.decode(row.prompt_ids + row.new_ids, skip_special_tokens=True)
+
+    def started(self, slot: int) -> bool:
+        return bool(self.rows[slot].new_ids) or self.rows[slot].done
 
     def finished(self, slot: int) -> bool:
         return self.rows[slot].done

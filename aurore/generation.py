@@ -136,6 +136,33 @@ class Engine(Protocol):
     def token_text(self, token_id: int) -> str: ...
 
 
+class RowSlots(Protocol):
+    """Rows decoding together, joining and leaving between steps (continuous batching: fastgen.Slots)."""
+
+    @property
+    def free(self) -> int: ...
+
+    def admit_rows(self, rows: list[Row]) -> list[int]:
+        """Start rows that share one prompt (a request's texts) in free slots; returns their slots."""
+
+    def advance(self, steps: int, refill: bool = False) -> None:
+        """Decode up to `steps` tokens per row (with `refill`, return as soon as a row ends)."""
+
+    def text(self, slot: int) -> str: ...
+
+    def started(self, slot: int) -> bool: ...
+
+    def finished(self, slot: int) -> bool: ...
+
+    def release(self, slot: int) -> None: ...
+
+
+class ContinuousEngine(Engine, Protocol):
+    """An engine whose rows can join a running batch: the web app's worker keeps one set of slots busy."""
+
+    def open_slots(self) -> RowSlots: ...
+
+
 class PipelineEngine:
     """The reference engine: the transformers pipeline, in eager TensorFlow, one text after another."""
 

@@ -9,7 +9,11 @@ and runs them in one engine call. While the engine writes, it reports the texts 
 chunk, and the whole batch stops when no row is wanted. A request not answered within `timeout` seconds gets
 `ServiceBusy` (HTTP 503).
 
-When the previous batch held several requests, the worker waits up to `batch_window` seconds for more before
+With an engine that can add rows to a running batch (`open_slots`: the compiled decoder), the worker runs
+continuously: every STREAM_CHUNK tokens, finished texts leave, and waiting requests take their rows at once, so a
+16-token request never waits for a 64-token one (continuous batching).
+
+Otherwise (the eager pipeline, the mini-GPT): when the previous batch held several requests, the worker waits up to `batch_window` seconds for more before
 starting a batch that is not full: clients answered by that batch send their next request a few milliseconds later,
 and without the window they would miss the batch and wait a whole generate call (batches of 1 and 7 leapfrogging
 instead of batches of 8). A lone client never waits.
@@ -22,8 +26,9 @@ import time
 from collections import deque
 from typing import Iterator
 
-from aurore.generation import Engine, Row, Sampling, rows_for
+from aurore.generation import ContinuousEngine, Engine, Row, RowSlots, Sampling, rows_for
 
+STREAM_CHUNK = 8  # tokens per engine call in continuous mode: how often texts are reported and rows join
 BATCH_WINDOW = 0.02  # seconds; a few loopback round trips, small next to one generate call (~0.5 s on 124M)
 
 
@@ -65,7 +70,8 @@ class GenerationService:
         self._ready = threading.Condition()
         self.batches = 0  # how many engine calls were made (tests and /healthz read it)
         self._last_batch_size = 0
-        threading.Thread(target=self._work, name="generation-worker", daemon=True).start()
+        work = self._work_continuously if hasattr(engine, "open_slots") else self._work
+        threading.Thread(target=work, name="generation-worker", daemon=True).start()
 
     @property
     def queued(self) -> int:
@@ -156,3 +162,46 @@ class GenerationService:
                 continue
             for job, span in zip(batch, spans):
                 job.update(texts[span], done=True)
+
+    # -- continuous batching --------------------------------------------------------------------------------------
+
+    def _admit(self, slots: RowSlots, running: dict[Job, list[int]]) -> None:
+        """Wait for work when there is none; then give the oldest waiting requests the free slots."""
+        with self._ready:
+            while not self._pending and not running:
+                self._ready.wait()
+            admitted = []
+            while self._pending and len(self._pending[0].rows) <= slots.free - sum(len(j.rows) for j in admitted):
+                job = self._pending.popleft()  # oldest first, whatever its settings
+                if not job.cancelled:
+                    admitted.append(job)
+        for job in admitted:
+            try:
+                running[job] = slots.admit_rows(job.rows)
+            except Exception as error:  # e.g. too long for the model: this request fails, the others go on
+                job.update(job.texts, done=True, error=error)
+
+    def _work_continuously(self) -> None:
+        engine: ContinuousEngine = self.engine  # type: ignore[assignment]
+        slots, running = engine.open_slots(), {}
+        while True:
+            self._admit(slots, running)
+            # A streamed request sees its first token at once; then every STREAM_CHUNK tokens, or sooner when a row
+            # ends and a request waits for its slot.
+            fresh = any(job.streaming and not slots.started(ids[0]) for job, ids in running.items())
+            try:
+                slots.advance(1 if fresh else STREAM_CHUNK, refill=bool(self._pending))
+                self.batches += 1
+            except Exception as error:  # the web threads turn it into an error page; the next requests start afresh
+                for job in running:
+                    job.update(job.texts, done=True, error=error)
+                slots, running = engine.open_slots(), {}
+                continue
+            for job, ids in list(running.items()):
+                done = all(slots.finished(slot) for slot in ids)
+                if done or job.streaming:
+                    job.update([slots.text(slot) for slot in ids], done=done)
+                if done or job.cancelled:  # a closed page frees its rows for the next request
+                    for slot in ids:
+                        slots.release(slot)
+                    del running[job]
