@@ -47,7 +47,7 @@ from aurore.warpers import sample_tokens
 
 BATCH_BUCKETS = (1, 8)
 LENGTH_BUCKETS = (128, 256, 512, 1024)
-PROMPT_BUCKETS = (32, 128, 512, 1024)  # prompt tokens read by one prefill call (padded up to the bucket)
+PROMPT_BUCKETS = (16, 64, 256, 1024)  # prompt tokens read by one prefill call (padded up to the bucket)
 CHUNK = 64  # most decoding steps per compiled call (the server asks for fewer: STREAM_CHUNK)
 STREAM_CHUNK = 8  # steps per call when a text is streamed or a request waits for a free row
 
@@ -194,9 +194,13 @@ class CompiledGenerator:
             self.check_length(len(ids) + sampling.max_new_tokens)
         slots, results, waiting, running = Slots(self), [[] for _ in prompts], list(range(len(prompts))), {}
         while waiting or running:
-            while waiting and slots.free:
-                index = waiting.pop(0)
-                running[slots.admit(prompts[index], [samplings[index]])[0]] = index
+            while waiting and slots.free:  # rows in a row with the same prompt share one prefill
+                group = 1
+                while group < min(len(waiting), slots.free) and prompts[waiting[group]] == prompts[waiting[0]]:
+                    group += 1
+                indices, waiting = waiting[:group], waiting[group:]
+                admitted = slots.admit(prompts[indices[0]], [samplings[i] for i in indices])
+                running.update(zip(admitted, indices))
             fresh = wanted is not None and any(not slots.new_ids(slot) for slot in running)
             slots.advance(1 if fresh else steps, refill=bool(waiting))  # a streamed text shows its first token at once
             for slot, index in list(running.items()):

@@ -86,7 +86,10 @@ def next_tokens(values: object, models: forms.Models, cache: explain.NextTokens)
     """The JSON of /api/next-tokens (and the context of /pourquoi): the likeliest next tokens, before and after."""
     asked = forms.prepare(values, models)  # the same checks as generation: prompt, model, limits
     temperature, top_k, top_p = asked.sampling.temperature, asked.sampling.top_k, asked.sampling.top_p
-    logits = cache.logits(asked.key, asked.served.service.engine, asked.prompt)
+    service = asked.served.service
+    if not service.ready.wait(service.timeout):  # the model is still compiling (the first seconds after start-up)
+        raise forms.BUSY
+    logits = cache.logits(asked.key, service.engine, asked.prompt)
     tokens = explain.likeliest(asked.served.service.engine, logits, temperature, top_k, top_p)
     return {"prompt": asked.prompt, "model": asked.key, "temperature": temperature, "top_k": top_k, "top_p": top_p,
             "tokens": [dataclasses.asdict(token) for token in tokens]}

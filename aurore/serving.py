@@ -64,14 +64,19 @@ class Job:
 
 
 class GenerationService:
-    def __init__(self, engine: Engine, timeout: float = 60.0, max_batch: int = 8, batch_window: float = BATCH_WINDOW):
+    def __init__(self, engine: Engine, timeout: float = 60.0, max_batch: int = 8, batch_window: float = BATCH_WINDOW,
+                 ready: threading.Event | None = None):
         self.engine, self.timeout, self.max_batch, self.batch_window = engine, timeout, max_batch, batch_window
+        # Set once the engine is warmed up (compiled): until then requests queue, the worker waits.
+        self.ready = ready if ready is not None else threading.Event()
+        if ready is None:
+            self.ready.set()
         self._pending: deque[Job] = deque()
         self._ready = threading.Condition()
         self.batches = 0  # how many engine calls were made (tests and /healthz read it)
         self._last_batch_size = 0
         work = self._work_continuously if hasattr(engine, "open_slots") else self._work
-        threading.Thread(target=work, name="generation-worker", daemon=True).start()
+        threading.Thread(target=self._after_warm_up, args=(work,), name="generation-worker", daemon=True).start()
 
     @property
     def queued(self) -> int:
@@ -117,6 +122,10 @@ class GenerationService:
         finally:
             if not job.done:
                 job.cancel()
+
+    def _after_warm_up(self, work) -> None:
+        self.ready.wait()
+        work()
 
     def _next_batch(self) -> list[Job]:
         with self._ready:

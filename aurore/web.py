@@ -35,8 +35,8 @@ from aurore.serving import GenerationService
 TEMPLATES = str(PACKAGE_DIR / "templates")  # the page's HTML (Jinja templates), CSS and script: nothing from a CDN
 STATIC = str(PACKAGE_DIR / "static")
 MAX_REQUEST_BYTES = 16 * 1024
-WARM_LENGTHS = (128,)  # buffer lengths compiled before the page opens: prompt + new tokens up to 128 ...
-LATER_LENGTHS = (256,)  # ... and just after, in the background (a longer request compiles its own once)
+WARM_LENGTHS = (128,)  # cache lengths compiled first (prompt + new tokens up to 128), the page already open ...
+LATER_LENGTHS = (256,)  # ... and then these (a longer request compiles its own once)
 
 
 def page_context(models: Models, form: dict | None = None, **context) -> dict:
@@ -62,7 +62,8 @@ def setup(app: Flask, models: Models) -> Flask:
     def healthz():
         main = models.main
         return jsonify(status="ok", model=main.info.name, finetuned=main.info.finetuned, engine=main.service.engine.name,
-                       queued=main.service.queued, models=sorted(models.served))
+                       queued=main.service.queued, models=sorted(models.served),
+                       ready=all(served.service.ready.is_set() for served in models.served.values()))
 
     @app.errorhandler(413)
     def too_large(_error):
@@ -144,21 +145,33 @@ def load_models(config: Config, flags: argparse.Namespace) -> Models:
         mini = GenerationService(minigpt.MiniGPTEngine(config.mini_gpt_dir), timeout=flags.timeout)
         models.served["mini-gpt"] = Served(mini, ModelInfo(str(config.mini_gpt_dir), False, from_scratch=True))
         print(f"Le modèle construit de zéro à l'étape 6 est aussi servi : {config.mini_gpt_dir}")
-    threading.Thread(target=_warm_up_later, args=(models,), name="warm-up-later", daemon=True).start()
+    threading.Thread(target=_warm_up, args=(models,), name="warm-up", daemon=True).start()
     return models
 
 
-def _warm_up_later(models: Models) -> None:
-    """After the page opens: the longer buffers, then the next-token chart's graphs. Only now: XLA's persistent
-    cache knows a program by names that count the functions traced before it, so the warm-ups before the page opens
-    must trace in the same order at every start (a first start that converted a model traced more, and its
-    programs are compiled once more at the next start)."""
-    engines = [served.service.engine for served in models.served.values()]
-    for engine in engines:
-        if isinstance(engine, fastgen.CompiledGenerator):
-            engine.warm_up(LATER_LENGTHS)
-    for engine in engines:
-        engine.next_token_logits(".")
+def _warm_up(models: Models) -> None:
+    """While the page is already open: compile the decoders (or read them from XLA's persistent cache), each
+    service starting its work as soon as its model is ready (requests sent before wait for it), then the longer
+    buffers and the next-token chart's graphs. One thread, always in the same order: XLA's persistent cache knows a
+    program by names that count the functions traced before it."""
+    compiled = [served.service for served in models.served.values()
+                if isinstance(served.service.engine, fastgen.CompiledGenerator)]
+    try:
+        for service in compiled:
+            start = time.perf_counter()
+            programs = service.engine.warm_up(WARM_LENGTHS)
+            service.ready.set()
+            print(f"Décodage compilé : {programs} programmes prêts en {time.perf_counter() - start:.0f} s (le code "
+                  "compilé est gardé dans models/xla-cache pour les prochains démarrages)", flush=True)
+        for service in compiled:
+            service.engine.warm_up(LATER_LENGTHS)
+        for served in models.served.values():
+            served.service.engine.next_token_logits(".")
+    except Exception as error:  # requests will compile what they need (and say what fails); never leave them waiting
+        print(f"Préparation du décodage interrompue ({error!r}) : chaque requête compilera ce qu'il lui faut.")
+    finally:
+        for service in compiled:
+            service.ready.set()
 
 
 def _gpt2_service(folder: str, config: Config, flags: argparse.Namespace) -> GenerationService:
@@ -166,11 +179,7 @@ def _gpt2_service(folder: str, config: Config, flags: argparse.Namespace) -> Gen
     if flags.engine == "eager":
         return GenerationService(generation.PipelineEngine(generator), flags.timeout)
     compiled = fastgen.CompiledGenerator(generator.model, generator.tokenizer)
-    start = time.perf_counter()
-    shapes = compiled.warm_up(WARM_LENGTHS)
-    print(f"Décodage compilé : {shapes} formes prêtes en {time.perf_counter() - start:.0f} s (les plus longues suivent "
-          "en arrière-plan ; le code compilé est gardé dans models/xla-cache pour les prochains démarrages)")
-    return GenerationService(compiled, flags.timeout)
+    return GenerationService(compiled, flags.timeout, ready=threading.Event())  # ready once warmed up: _warm_up
 
 
 def serve(app: Flask, listener: socket.socket, flags: argparse.Namespace) -> None:

@@ -87,6 +87,7 @@ def compiled_tokens_per_s(engine, batch: int, new_tokens: int, repeats: int = 3)
 
 MIXED = [{"temperature": t, "top_k": k, "max_new_tokens": n} for t, k, n in
          ((0.7, 0, 16), (0.9, 20, 32), (1.2, 50, 64), (0.9, 50, 32), (1.2, 0, 16), (0.7, 20, 64))]
+MEAN_MIXED_TOKENS = sum(m["max_new_tokens"] for m in MIXED) / len(MIXED)
 
 
 class Server:
@@ -181,6 +182,19 @@ def serve_and_load(engine, args, batch_window: float) -> None:
     server.close()
 
 
+class BatchesOnly:
+    """The engine without `open_slots`: the worker runs batches that new requests cannot join (before continuous
+    batching), for an A/B in the same run."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def __getattr__(self, name):
+        if name == "open_slots":
+            raise AttributeError(name)
+        return getattr(self.engine, name)
+
+
 def mixed_load(engine, batch_window: float, rounds: int = 2) -> None:
     """The room case: every participant has moved the sliders. 16/32/64 new tokens, temperatures, top-k. Same and
     mixed settings alternate, so that the machine's drift touches both alike; each pair gives a ratio."""
@@ -193,8 +207,16 @@ def mixed_load(engine, batch_window: float, rounds: int = 2) -> None:
         report("same settings (32 tokens)", same)
         report("mixed settings", mixed)
         print(f"mixed, 8 clients: {mixed['requests_per_s'] / same['requests_per_s']:.2f}x the same-settings "
-              f"throughput just before, {mixed['requests_per_s'] / one['requests_per_s']:.2f}x one client's", flush=True)
+              f"throughput just before, {mixed['requests_per_s'] / one['requests_per_s']:.2f}x one client's "
+              f"(mixed requests ask for {MEAN_MIXED_TOKENS:.1f} new tokens on average, same-settings ones 32)",
+              flush=True)
     server.close()
+    batches = Server({"gpt2": BatchesOnly(engine)}, batch_window)
+    fixed = batches.load(8, 4, mixed_settings)
+    report("mixed settings, batches rows cannot join (before)", fixed)
+    batches.close()
+    print(f"continuous batching vs fixed batches, mixed settings, 8 clients: "
+          f"{mixed['requests_per_s'] / fixed['requests_per_s']:.2f}x", flush=True)
 
 
 def room_load(engine, clients: int, timeout: float, batch_window: float) -> None:

@@ -4,7 +4,9 @@
 
 Builds (once) a random-weight base model of GPT-2 small's shape in a workdir of its own (needs the Gutenberg books:
 AURORE_GUTENBERG_MIRROR), then starts `aurore/5_flask_solution.py` three times and prints, for each start, the
-seconds until /healthz answers and the server's own line about its compiled shapes:
+seconds until the page opens (/healthz answers: models loaded, the decoder still compiling in the background) and
+until a first request sent at that moment is answered (32 new tokens: it waits for the compiled decoder), and the
+server's own line about its compiled programs:
 1. first start with an empty XLA cache (what every start cost before the cache);
 2. second start: the compiled programs are read from models/xla-cache;
 3. third start, cache kept: the same again (a second sample);
@@ -15,6 +17,7 @@ then, with a fine-tuned model (a copy of the base), the start and memory with th
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -46,9 +49,10 @@ def resident_mb(pid: int) -> float:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) / 1024
 
 
-def start_once(env: dict, *flags: str) -> tuple[float, str, float]:
-    """Seconds from launching the server to its first /healthz answer, its line about compiled shapes, and its
-    resident memory (MB) then."""
+def start_once(env: dict, *flags: str) -> tuple[float, float, str, float]:
+    """Seconds from launching the server to its first /healthz answer (the page is open) and to the answer of a
+    first request sent then (32 new tokens: it waits for the compiled decoder), the server's line about its
+    compiled programs, and its resident memory (MB) once it answered."""
     port = free_port()
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, "aurore/5_flask_solution.py", "--port", str(port), *flags], cwd=REPO,
@@ -59,17 +63,28 @@ def start_once(env: dict, *flags: str) -> tuple[float, str, float]:
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
                 ready = time.perf_counter() - start
-                memory = resident_mb(process.pid)
                 break
             except OSError:
                 if process.poll() is not None:
                     raise SystemExit(process.stdout.read()[-3000:])
                 time.sleep(0.1)
+        body = json.dumps({"prompt": "Il était une fois", "max_new_tokens": 32, "num_texts": 1}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/generate", body,
+                                         {"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=600).read()
+        answered = time.perf_counter() - start
+        memory = resident_mb(process.pid)
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0]
-    shapes = [line.strip() for line in output.splitlines() if "formes prêtes" in line]
-    return ready, " / ".join(line.split(" (")[0] for line in shapes), memory
+    shapes = [line.strip() for line in output.splitlines() if "programmes prêts" in line]
+    return ready, answered, " / ".join(line.split(" (")[0] for line in shapes), memory
+
+
+def report(label: str, env: dict, *flags: str) -> None:
+    ready, answered, shapes, memory = start_once(env, *flags)
+    print(f"{label:38} page open after {ready:5.1f} s, first answer after {answered:5.1f} s, {memory:,.0f} MB   "
+          f"({shapes})", flush=True)
 
 
 def main() -> None:
@@ -93,14 +108,12 @@ def main() -> None:
     shutil.rmtree(finetuned, ignore_errors=True)  # the first three starts serve the base model alone
     shutil.rmtree(workdir / "models" / "xla-cache", ignore_errors=True)
     for label in ("first start, empty XLA cache", "second start, cache kept", "third start, cache kept"):
-        ready, shapes, memory = start_once(env)
-        print(f"{label:40} page ready after {ready:5.1f} s, {memory:,.0f} MB   ({shapes})", flush=True)
+        report(label, env)
     # With a fine-tuned model (here: a copy of the converted base), the base model is served beside it.
     converted = next(path.parent for path in (workdir / "models").rglob("tf_model.h5") if standin not in path.parents)
     shutil.copytree(converted, finetuned)
     for label, flags in (("fine-tuned + base beside, cache kept", ()), ("fine-tuned alone (--no-base)", ("--no-base",))):
-        ready, shapes, memory = start_once(env, *flags)
-        print(f"{label:40} page ready after {ready:5.1f} s, {memory:,.0f} MB   ({shapes})", flush=True)
+        report(label, env, *flags)
 
 
 if __name__ == "__main__":

@@ -133,7 +133,7 @@ def test_after_warm_up_varied_requests_trigger_no_compilation(tmp_path):
     # one trace of the decoder and one of the prefill serve every shape
     assert lines["traces after warm-up"] == lines["traces at the end"] == "2"
     # the tiny model's context (64) fits one length bucket: per row count, a decoding step and a prefill for each
-    # prompt bucket (32, 64)
+    # prompt bucket (16, 64)
     assert lines["shapes"] == str(3 * len(fastgen.BATCH_BUCKETS))
     assert len(modules) == 3 * len(fastgen.BATCH_BUCKETS), sorted(modules)
 

@@ -41,8 +41,22 @@ def test_home_form_and_health(client):
     assert form.status_code == 200 and 'name="prompt"' in form.text and "GPT-2 affiné sur George Sand" in form.text
     health = client.get("/healthz").get_json()
     assert health == {"status": "ok", "model": "models/gpt2-george-sand", "finetuned": True, "engine": "eager",
-                      "queued": 0, "models": ["gpt2"]}
+                      "queued": 0, "models": ["gpt2"], "ready": True}
     assert 'name="model"' not in form.text  # one model: no choice to offer
+
+
+def test_the_page_opens_before_the_model_is_compiled_and_requests_wait_for_it(engine):
+    """Start-up: the server answers at once; requests queue until the warm-up says the engine is ready."""
+    warmed = threading.Event()
+    service = GenerationService(engine, timeout=30, ready=warmed)
+    client = app_for(service, web.ModelInfo("m", True)).test_client()
+    assert client.get("/healthz").get_json()["ready"] is False
+    job = service.submit("Le soir", generation.Sampling(max_new_tokens=3, seed=1))
+    time.sleep(0.3)
+    assert not job.done and service.batches == 0  # queued behind the warm-up
+    warmed.set()
+    assert service.result(job) == engine.generate_rows(job.rows)
+    assert client.get("/healthz").get_json()["ready"] is True
 
 
 def test_the_page_says_when_the_model_is_not_fine_tuned(service):
