@@ -235,3 +235,20 @@ def test_more_rows_than_slots_take_the_slots_others_leave(engines):
     settings = [dataclasses.replace(MIXED[i % 4], seed=i) for i in range(12)]
     together = compiled.generate_ids(ids, settings)
     assert together == [compiled.generate_ids([row], [s])[0] for row, s in zip(ids, settings)]
+
+
+def test_a_rows_draw_does_not_depend_on_a_row_that_needs_the_whole_vocabulary():
+    """Rows whose kept tokens are all among the candidates draw the same token whether the batch went through the
+    candidates (every row inside) or the whole vocabulary (one flat row with top-k off reaches past them)."""
+    rng = np.random.default_rng(0)
+    peaked = tf.constant(rng.normal(size=(100, 3000)) * 8.0, tf.float32)
+    flat = tf.constant(rng.normal(size=(1, 3000)) * 0.1, tf.float32)
+    settings = dict(temperature=tf.constant([0.9] * 101), top_k=tf.constant([40] * 100 + [0]),
+                    top_p=tf.constant([0.95] * 101))
+    assert not warpers._candidates(flat, 0.9, 0, 0.95).inside.numpy().all()  # the flat row needs the whole vocabulary
+    together = warpers.sample_tokens(tf.concat([peaked, flat], 0), seeds=tf.range(101), step=tf.constant(3),
+                                     **settings).numpy()
+    alone = warpers.sample_tokens(peaked, seeds=tf.range(100), step=tf.constant(3),
+                                  **{key: value[:100] for key, value in settings.items()}).numpy()
+    np.testing.assert_array_equal(together[:100], alone)
+    assert len(set(alone.tolist())) > 10  # real draws, not always the likeliest token
