@@ -65,14 +65,15 @@ class CompiledGenerator:
         self.head_dim = config.n_embd // config.n_head
         self.eos = tokenizer.eos_token_id
         self.traces = 0  # incremented each time TensorFlow (re)traces a compiled function
+        self._warmed: set[tuple] = set()  # the programs warm_up prepared
         rows, cache = tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, None, self.head_dim], tf.float32)
         caches = tuple((cache, cache) for _ in range(self.n_layer))
         # One trace for every shape (tracing the 12-block model takes seconds); XLA compiles each shape it meets.
         self._decode = tf.function(self._decode_rows, jit_compile=jit_compile, input_signature=[
             rows, rows, rows, caches, tf.TensorSpec([None], tf.float32), rows, tf.TensorSpec([None], tf.float32),
             tf.TensorSpec([None], tf.bool), rows, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.bool)])
-        self._prefill = tf.function(self._prefill_rows, jit_compile=jit_compile, input_signature=[
-            caches, tf.TensorSpec([1, None], tf.int32), tf.TensorSpec([None], tf.bool)])
+        self._prefill = tf.function(self._prefill_rows, jit_compile=jit_compile,
+                                    input_signature=[tf.TensorSpec([1, None], tf.int32)])
 
     # -- the model ------------------------------------------------------------------------------------------------
 
@@ -102,20 +103,26 @@ class CompiledGenerator:
         transformer = self.model.transformer
         return transformer.wte(tokens) + transformer.wpe(positions)
 
-    def _prefill_rows(self, caches, tokens, targets):
-        """Read a prompt (tokens [1, P], all but its last token, padded) in one pass and write its keys and values
-        into the rows `targets` ([B] bool) of the caches: the rows of one request share its prompt, and one pass
-        over P tokens reads the weights once (token by token, it would read them P times)."""
+    def _prefill_rows(self, tokens):
+        """Read a prompt (tokens [1, P]: all but its last token, padded) in one pass: its keys and values, [H, P, D]
+        per layer. One pass over P tokens reads the weights once (token by token, it would read them P times); it
+        depends on P only, not on the rows or the cache length, so few programs serve every shape."""
         self.traces += 1  # Python side effect: runs only while tracing
         length = tf.shape(tokens)[1]
         causal = tf.range(length)[None, :] <= tf.range(length)[:, None]
         _, prompt = self._blocks(self._embed(tokens, tf.range(length)[None]), [(None, None)] * self.n_layer,
                                  lambda _cache, new: new, causal[None])
-        batch, size = tf.shape(targets)[0], tf.shape(caches[0][0])[1]
-        rows = tf.repeat(targets, self.n_head)[:, None, None]
+        return prompt
 
-        def place(cache, new):  # [H, P, D] -> the target rows of [B * H, T, D]; positions past P are junk, hidden
-            return tf.where(rows, tf.tile(tf.pad(new, [[0, 0], [0, size - length], [0, 0]]), [batch, 1, 1]), cache)
+    def _place(self, caches, prompt, targets):
+        """Write a prompt's keys and values into the rows `targets` ([B] bool) of the caches: the texts of one
+        request share their prompt. Positions past the prompt hold junk, hidden by the mask until written."""
+        batch, size = targets.shape[0], caches[0][0].shape[1]
+        rows = tf.repeat(tf.constant(targets), self.n_head)[:, None, None]
+
+        def place(cache, new):  # [H, P, D] -> the target rows of [B * H, T, D]
+            padded = tf.pad(new, [[0, 0], [0, size - new.shape[1]], [0, 0]])
+            return tf.where(rows, tf.tile(padded, [batch, 1, 1]), cache)
 
         return tuple((place(ck, k), place(cv, v)) for (ck, cv), (k, v) in zip(caches, prompt))
 
@@ -248,20 +255,26 @@ class CompiledGenerator:
     def _next_logits(self, ids):
         return self.model(ids, training=False).logits[:, -1]
 
-    def warm_up(self, lengths: tuple[int, ...] = (128,)) -> int:
-        """Compile (or read from the persistent cache) the programs requests will need, before they come: for each
-        cache length and row count, the decoding step and a prefill per prompt bucket. Returns how many."""
-        shapes = 0
-        for length in sorted({min(length, self.context_size) for length in lengths}):
-            for batch in BATCH_BUCKETS:
-                for prompt in self.prompt_buckets(length):  # a prompt whose prefill needs this bucket
-                    slots = Slots(self)
-                    ids = [self.eos] * (min(prompt, length - 2) + 1)
-                    slots.admit(ids, [Sampling(max_new_tokens=1)] * batch, min_length=length)
-                    shapes += 1
-                slots.advance(1)
-                shapes += 1
-        return shapes
+    def warm_up(self, lengths: tuple[int, ...] = (128,), batches: tuple[int, ...] = BATCH_BUCKETS,
+                prompts: tuple[int, ...] | None = None) -> int:
+        """Compile (or read from the persistent cache) programs before requests need them: the decoding step for
+        each row count and cache length, and the prefill for each prompt bucket (default: all that fit). Programs
+        compiled by an earlier call are skipped. Returns how many programs this call prepared."""
+        lengths = tuple(sorted({min(length, self.context_size) for length in lengths}))
+        prompts = prompts or tuple(dict.fromkeys(p for length in lengths for p in self.prompt_buckets(length)))
+        before = len(self._warmed)
+        for prompt in prompts:
+            if ("prefill", prompt) not in self._warmed:
+                self._prefill(tf.fill([1, prompt], self.eos))
+                self._warmed.add(("prefill", prompt))
+        for length in lengths:
+            for batch in batches:
+                if ("decode", batch, length) not in self._warmed:
+                    slots = Slots(self)  # `batch` one-token prompts (no prefill), one step
+                    slots.admit([self.eos], [Sampling(max_new_tokens=1)] * batch, min_length=length)
+                    slots.advance(1)
+                    self._warmed.add(("decode", batch, length))
+        return len(self._warmed) - before
 
     def token_text(self, token_id: int) -> str:
         return self.tokenizer.decode([token_id])
@@ -350,7 +363,7 @@ class Slots:
             padded = np.full((1, g.bucket(len(read), g.prompt_buckets(self.length))), g.eos, np.int32)
             padded[0, : len(read)] = read
             targets = np.isin(np.arange(len(self.rows)), slots)
-            self.caches = g._prefill(self.caches, tf.constant(padded), tf.constant(targets))
+            self.caches = g._place(self.caches, g._prefill(tf.constant(padded)), targets)  # (eager: no compilation)
         return slots
 
     def advance(self, steps: int, refill: bool = False) -> None:

@@ -157,14 +157,15 @@ def _warm_up(models: Models) -> None:
     compiled = [served.service for served in models.served.values()
                 if isinstance(served.service.engine, fastgen.CompiledGenerator)]
     try:
-        for service in compiled:
+        for service in compiled:  # first what a lone request needs: one row, a short prompt
             start = time.perf_counter()
-            programs = service.engine.warm_up(WARM_LENGTHS)
+            programs = service.engine.warm_up(WARM_LENGTHS, batches=(1,), prompts=fastgen.PROMPT_BUCKETS[:1])
             service.ready.set()
             print(f"Décodage compilé : {programs} programmes prêts en {time.perf_counter() - start:.0f} s (le code "
                   "compilé est gardé dans models/xla-cache pour les prochains démarrages)", flush=True)
-        for service in compiled:
-            service.engine.warm_up(LATER_LENGTHS)
+        for lengths in (WARM_LENGTHS, LATER_LENGTHS):  # then 8 rows, longer prompts, longer texts
+            for service in compiled:
+                service.engine.warm_up(lengths)
         for served in models.served.values():
             served.service.engine.next_token_logits(".")
     except Exception as error:  # requests will compile what they need (and say what fails); never leave them waiting
