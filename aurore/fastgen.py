@@ -324,6 +324,12 @@ class Slots:
     def busy(self) -> bool:
         return bool(self.remaining.any())
 
+    @property
+    def next_end(self) -> int:
+        """Steps until the first busy row has all its tokens (it may end sooner, on end-of-text); 0 when none is busy."""
+        busy = self.remaining[self.remaining > 0]
+        return int(busy.min()) if busy.size else 0
+
     def _grow(self, batch: int, length: int) -> None:
         if all(row is None for row in self.rows):  # nothing to keep: start afresh at the smallest shape that fits
             return self._reset(batch, length)

@@ -145,6 +145,10 @@ class RowSlots(Protocol):
     def admit_rows(self, rows: list[Row]) -> list[int]:
         """Start rows that share one prompt (a request's texts) in free slots; returns their slots."""
 
+    @property
+    def next_end(self) -> int:
+        """Steps until the first running row has all its tokens (0 when none runs)."""
+
     def advance(self, steps: int, refill: bool = False) -> None:
         """Decode up to `steps` tokens per row (with `refill`, return as soon as a row ends)."""
 

@@ -195,11 +195,13 @@ class GenerationService:
         slots, running = engine.open_slots(), {}
         while True:
             self._admit(slots, running)
-            # A streamed request sees its first token at once; then every STREAM_CHUNK tokens, or sooner when a row
-            # ends and a request waits for its slot.
+            # A streamed request sees its first token at once; then every STREAM_CHUNK tokens, or sooner: when a
+            # text is complete (its client gets it at once, and its next request a free row), or when one writes
+            # end-of-text while a request waits for a row.
             fresh = any(job.streaming and not slots.started(ids[0]) for job, ids in running.items())
+            steps = 1 if fresh else min(STREAM_CHUNK, slots.next_end or STREAM_CHUNK)
             try:
-                slots.advance(1 if fresh else STREAM_CHUNK, refill=bool(self._pending))
+                slots.advance(steps, refill=bool(self._pending))
                 self.batches += 1
             except Exception as error:  # the web threads turn it into an error page; the next requests start afresh
                 for job in running:
