@@ -4,9 +4,10 @@ Eager TensorFlow `generate` is slow on a CPU (8 tokens/s for a 124M model on two
 this module: 66-75). XLA compiles the decoding into one program, but `tf.function(jit_compile=True)` compiles again
 for every new tensor shape and every new Python value. So:
 
-- shapes come from a few buckets: the rows (1 or 8), the cache length (prompt + new tokens: 128, 256, ...) and
-  the prompt length read at once (32, 128, ...); the shapes a first request meets are compiled at start-up
-  (`warm_up`), and XLA keeps them on disk for the next start (`keep_compilations`);
+- shapes come from a few buckets: the decoding step's rows (1 or 8) and cache length (prompt + new tokens: 128,
+  256, ...), the prefill's prompt length (16, 64, 256, ...); the web app compiles them in the background as soon as
+  its page is open (`warm_up`: first the two programs a lone request needs), and XLA keeps them on disk for the next
+  start (`keep_compilations`);
 - everything that varies per request is a tensor argument, one value per row: position, last token, tokens still
   to write, temperature, top-k, top-p, greedy or sampling, the seed. Requests with any mix of settings share the
   steps, and a row's text depends only on its own prompt, settings and seed (each row draws its random numbers
@@ -17,8 +18,9 @@ for every new tensor shape and every new Python value. So:
 - rows come and go between compiled calls (`Slots`, continuous batching): a request takes a free row as soon as
   another text ends, instead of waiting for the longest text of a batch. A new row first reads its prompt in one
   pass (`_prefill_rows`: one pass over 20 tokens reads the weights once, token by token would read them 20 times),
-  then decodes with the others. The server calls the decoder STREAM_CHUNK steps at a time, to stream the texts,
-  let waiting requests in and drop rows whose page was closed.
+  then decodes with the others. The server calls the decoder a few steps at a time (`generation.STREAM_CHUNK` at
+  most), to stream the texts, hand over complete ones, let waiting requests in and drop rows whose page was
+  closed.
 
 The model's own Keras layers (embeddings, layer norms, dense projections, activation) do the maths; only attention
 is re-written, to use the cache.
@@ -42,14 +44,13 @@ import tensorflow as tf
 from tensorflow.compiler.tf2xla.python.xla import dynamic_update_slice
 
 from aurore.errors import AuroreError
-from aurore.generation import Progress, Row, Sampling, rows_for
+from aurore.generation import STREAM_CHUNK, Progress, Row, Sampling, rows_for
 from aurore.warpers import sample_tokens
 
 BATCH_BUCKETS = (1, 8)
 LENGTH_BUCKETS = (128, 256, 512, 1024)
 PROMPT_BUCKETS = (16, 64, 256, 1024)  # prompt tokens read by one prefill call (padded up to the bucket)
 CHUNK = 64  # most decoding steps per compiled call (the server asks for fewer: STREAM_CHUNK)
-STREAM_CHUNK = 8  # steps per call when a text is streamed or a request waits for a free row
 
 
 class CompiledGenerator:

@@ -18,6 +18,9 @@ _DEFAULTS = Config()
 STANDIN_MARKER = "aurore-standin.txt"  # written by `python -m aurore build-standin` into the stand-in's folder
 
 
+STREAM_CHUNK = 8  # tokens per compiled call while texts are streamed (or rows join): how often they are reported
+
+
 @dataclass(frozen=True)
 class Sampling:
     """How to pick each next token. do_sample=False is greedy: always the likeliest token."""

@@ -26,9 +26,8 @@ import time
 from collections import deque
 from typing import Iterator
 
-from aurore.generation import ContinuousEngine, Engine, Row, RowSlots, Sampling, rows_for
+from aurore.generation import STREAM_CHUNK, ContinuousEngine, Engine, Row, RowSlots, Sampling, rows_for
 
-STREAM_CHUNK = 8  # tokens per engine call in continuous mode: how often texts are reported and rows join
 BATCH_WINDOW = 0.02  # seconds; a few loopback round trips, small next to one generate call (~0.5 s on 124M)
 
 
