@@ -28,6 +28,7 @@ from typing import Iterator
 
 from aurore.generation import STREAM_CHUNK, ContinuousEngine, Engine, Row, RowSlots, Sampling, rows_for
 
+WARM_UP_LIMIT = 600.0  # seconds a request waits for the engine's warm-up at most (it always ends: web._warm_up)
 BATCH_WINDOW = 0.02  # seconds; a few loopback round trips, small next to one generate call (~0.5 s on 124M)
 
 
@@ -68,6 +69,7 @@ class GenerationService:
         self.engine, self.timeout, self.max_batch, self.batch_window = engine, timeout, max_batch, batch_window
         # Set once the engine is warmed up (compiled): until then requests queue, the worker waits.
         self.ready = ready if ready is not None else threading.Event()
+        self._ready_at: float | None = None
         if ready is None:
             self.ready.set()
         self._pending: deque[Job] = deque()
@@ -92,9 +94,15 @@ class GenerationService:
         """Called from a web thread: wait for the texts, or raise ServiceBusy after `timeout` seconds."""
         return self.result(self.submit(prompt, sampling))
 
+    def _deadline(self, job: Job) -> float:
+        """`timeout` seconds after the job was submitted, or after the engine was ready if that came later (a request
+        sent while the server compiles waits for it: the page opens before the model is compiled)."""
+        self.ready.wait(WARM_UP_LIMIT)
+        return max(job.submitted, self._ready_at or time.monotonic()) + self.timeout
+
     def result(self, job: Job) -> list[str]:
         """Wait for a submitted job's texts, or raise ServiceBusy `timeout` seconds after it was submitted."""
-        deadline = job.submitted + self.timeout
+        deadline = self._deadline(job)
         while not job.done:
             if not job.wait(job.version, deadline - time.monotonic()) and not job.done:
                 job.cancel()  # if still queued, the worker skips it; if running, its rows stop
@@ -109,6 +117,7 @@ class GenerationService:
         job = self.submit(prompt, sampling, streaming=True)
         seen = 0
         try:
+            self._deadline(job)  # no news is expected before the engine is ready
             while True:
                 if not job.wait(seen, self.timeout):
                     raise ServiceBusy(f"no news within {self.timeout:.0f} s")
@@ -124,6 +133,7 @@ class GenerationService:
 
     def _after_warm_up(self, work) -> None:
         self.ready.wait()
+        self._ready_at = time.monotonic()
         work()
 
     def _next_batch(self) -> list[Job]:

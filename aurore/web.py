@@ -43,8 +43,9 @@ def page_context(models: Models, form: dict | None = None, **context) -> dict:
     """What templates/generate.html shows: the form as the participant left it, the models, the limits."""
     form = {**{name: spec.default for name, spec in FIELDS.items()}, "prompt": "", "model": "gpt2", **(form or {})}
     current = models.served.get(form["model"], models.main).info
+    warming = not all(served.service.ready.is_set() for served in models.served.values())
     return {"model": current, "models": models.served, "form": form, "limits": FIELDS, "max_prompt": MAX_PROMPT_CHARS,
-            **context}
+            "warming": warming, **context}
 
 
 def setup(app: Flask, models: Models) -> Flask:

@@ -48,15 +48,21 @@ def test_home_form_and_health(client):
 def test_the_page_opens_before_the_model_is_compiled_and_requests_wait_for_it(engine):
     """Start-up: the server answers at once; requests queue until the warm-up says the engine is ready."""
     warmed = threading.Event()
-    service = GenerationService(engine, timeout=30, ready=warmed)
+    service = GenerationService(engine, timeout=2, ready=warmed)
     client = app_for(service, web.ModelInfo("m", True)).test_client()
     assert client.get("/healthz").get_json()["ready"] is False
+    assert "finit de se préparer" in client.get("/generate").text
     job = service.submit("Le soir", generation.Sampling(max_new_tokens=3, seed=1))
-    time.sleep(0.3)
+    answer = {}
+    waiting = threading.Thread(target=lambda: answer.update(texts=service.result(job)))
+    waiting.start()
+    time.sleep(2.5)  # longer than the time-out: it counts from the moment the engine is ready
     assert not job.done and service.batches == 0  # queued behind the warm-up
     warmed.set()
-    assert service.result(job) == engine.generate_rows(job.rows)
+    waiting.join(10)
+    assert answer["texts"] == engine.generate_rows(job.rows)
     assert client.get("/healthz").get_json()["ready"] is True
+    assert "finit de se préparer" not in client.get("/generate").text
 
 
 def test_the_page_says_when_the_model_is_not_fine_tuned(service):
