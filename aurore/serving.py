@@ -10,13 +10,14 @@ chunk, and the whole batch stops when no row is wanted. A request not answered w
 `ServiceBusy` (HTTP 503).
 
 With an engine that can add rows to a running batch (`open_slots`: the compiled decoder), the worker runs
-continuously: every STREAM_CHUNK tokens, finished texts leave, and waiting requests take their rows at once, so a
-16-token request never waits for a 64-token one (continuous batching).
+continuously: every STREAM_CHUNK tokens at most, complete texts leave and waiting requests take their rows, so a
+16-token request never waits for a 64-token one (continuous batching). After texts were completed, the worker
+waits up to `batch_window` for their clients' next requests, as below.
 
-Otherwise (the eager pipeline, the mini-GPT): when the previous batch held several requests, the worker waits up to `batch_window` seconds for more before
-starting a batch that is not full: clients answered by that batch send their next request a few milliseconds later,
-and without the window they would miss the batch and wait a whole generate call (batches of 1 and 7 leapfrogging
-instead of batches of 8). A lone client never waits.
+Otherwise (the eager pipeline, the mini-GPT): when the previous batch held several requests, the worker waits up to
+`batch_window` seconds for more before starting a batch that is not full: clients answered by that batch send their
+next request a few milliseconds later, and without the window they would miss the batch and wait a whole generate
+call (batches of 1 and 7 leapfrogging instead of batches of 8). A lone client never waits.
 """
 
 from __future__ import annotations
@@ -183,11 +184,15 @@ class GenerationService:
 
     # -- continuous batching --------------------------------------------------------------------------------------
 
-    def _admit(self, slots: RowSlots, running: dict[Job, list[int]]) -> None:
-        """Wait for work when there is none; then give the oldest waiting requests the free slots."""
+    def _admit(self, slots: RowSlots, running: dict[Job, list[int]], completed: bool) -> None:
+        """Wait for work when there is none; then give the oldest waiting requests the free slots. Just after texts
+        were completed, wait up to `batch_window` for their clients' next requests (sent a few milliseconds later,
+        they would otherwise wait for the whole next call)."""
         with self._ready:
             while not self._pending and not running:
                 self._ready.wait()
+            if completed and running and slots.free and not self._pending:
+                self._ready.wait(self.batch_window)
             admitted = []
             while self._pending and len(self._pending[0].rows) <= slots.free - sum(len(j.rows) for j in admitted):
                 job = self._pending.popleft()  # oldest first, whatever its settings
@@ -201,9 +206,10 @@ class GenerationService:
 
     def _work_continuously(self) -> None:
         engine: ContinuousEngine = self.engine  # type: ignore[assignment]
-        slots, running = engine.open_slots(), {}
+        slots, running, completed = engine.open_slots(), {}, False
         while True:
-            self._admit(slots, running)
+            self._admit(slots, running, completed)
+            completed = False
             # A streamed request sees its first token at once; then every STREAM_CHUNK tokens, or sooner: when a
             # text is complete (its client gets it at once, and its next request a free row), or when one writes
             # end-of-text while a request waits for a row.
@@ -225,3 +231,4 @@ class GenerationService:
                     for slot in ids:
                         slots.release(slot)
                     del running[job]
+                    completed = completed or done

@@ -302,7 +302,7 @@ def main() -> None:
         warm = time.perf_counter() - start
         start = time.perf_counter()
         engine.generate_ids([PROMPT_IDS], Sampling(max_new_tokens=args.new_tokens))
-        print(f"start-up: warm-up compiled {traces} shapes in {warm:.1f} s; first request then took "
+        print(f"start-up: warm-up compiled {traces} programs in {warm:.1f} s; first request then took "
               f"{time.perf_counter() - start:.2f} s")
         for batch in (1, 8):
             print(f"compiled batch {batch}: {compiled_tokens_per_s(engine, batch, args.new_tokens):8.1f} tokens/s",
