@@ -75,6 +75,9 @@ class CompiledGenerator:
             tf.TensorSpec([None], tf.bool), rows, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.bool)])
         self._prefill = tf.function(self._prefill_rows, jit_compile=jit_compile,
                                     input_signature=[tf.TensorSpec([1, None], tf.int32)])
+        # A small program per (rows, cache, prompt) shape: eagerly, the 4 ops x 2 x layers cost as much as the prefill.
+        self._place = tf.function(self._place_rows, jit_compile=jit_compile, input_signature=[
+            caches, tuple((cache, cache) for _ in range(self.n_layer)), tf.TensorSpec([None], tf.bool)])
 
     # -- the model ------------------------------------------------------------------------------------------------
 
@@ -115,14 +118,15 @@ class CompiledGenerator:
                                  lambda _cache, new: new, causal[None])
         return prompt
 
-    def _place(self, caches, prompt, targets):
+    def _place_rows(self, caches, prompt, targets):
         """Write a prompt's keys and values into the rows `targets` ([B] bool) of the caches: the texts of one
         request share their prompt. Positions past the prompt hold junk, hidden by the mask until written."""
-        batch, size = targets.shape[0], caches[0][0].shape[1]
-        rows = tf.repeat(tf.constant(targets), self.n_head)[:, None, None]
+        self.traces += 1
+        batch, size = tf.shape(targets)[0], tf.shape(caches[0][0])[1]
+        rows = tf.repeat(targets, self.n_head)[:, None, None]
 
         def place(cache, new):  # [H, P, D] -> the target rows of [B * H, T, D]
-            padded = tf.pad(new, [[0, 0], [0, size - new.shape[1]], [0, 0]])
+            padded = tf.pad(new, [[0, 0], [0, size - tf.shape(new)[1]], [0, 0]])
             return tf.where(rows, tf.tile(padded, [batch, 1, 1]), cache)
 
         return tuple((place(ck, k), place(cv, v)) for (ck, cv), (k, v) in zip(caches, prompt))
@@ -258,20 +262,22 @@ class CompiledGenerator:
 
     def warm_up(self, lengths: tuple[int, ...] = (128,), batches: tuple[int, ...] = BATCH_BUCKETS,
                 prompts: tuple[int, ...] | None = None) -> int:
-        """Compile (or read from the persistent cache) programs before requests need them: the decoding step for
-        each row count and cache length, and the prefill for each prompt bucket (default: all that fit). Programs
-        compiled by an earlier call are skipped. Returns how many programs this call prepared."""
-        lengths = tuple(sorted({min(length, self.context_size) for length in lengths}))
-        prompts = prompts or tuple(dict.fromkeys(p for length in lengths for p in self.prompt_buckets(length)))
+        """Compile (or read from the persistent cache) programs before requests need them: for each row count and
+        cache length, the decoding step and, per prompt bucket (default: all that fit), the prefill (one program
+        per bucket, whatever the rows) and its placing into the rows. Programs an earlier call prepared are
+        skipped. Returns how many programs this call prepared."""
         before = len(self._warmed)
-        for prompt in prompts:
-            if ("prefill", prompt) not in self._warmed:
-                self._prefill(tf.fill([1, prompt], self.eos))
-                self._warmed.add(("prefill", prompt))
-        for length in lengths:
+        for length in sorted({min(length, self.context_size) for length in lengths}):
             for batch in batches:
+                for prompt in prompts or self.prompt_buckets(length):
+                    if ("place", batch, length, prompt) in self._warmed:
+                        continue
+                    slots = Slots(self)  # `batch` rows of a prompt whose prefill reads `prompt` tokens
+                    ids = [self.eos] * (min(prompt, length - 2) + 1)
+                    slots.admit(ids, [Sampling(max_new_tokens=1)] * batch, min_length=length)
+                    self._warmed |= {("prefill", prompt), ("place", batch, length, prompt)}
                 if ("decode", batch, length) not in self._warmed:
-                    slots = Slots(self)  # `batch` one-token prompts (no prefill), one step
+                    slots = Slots(self)  # `batch` one-token prompts (nothing to prefill), one step
                     slots.admit([self.eos], [Sampling(max_new_tokens=1)] * batch, min_length=length)
                     slots.advance(1)
                     self._warmed.add(("decode", batch, length))
@@ -370,7 +376,7 @@ class Slots:
             padded = np.full((1, g.bucket(len(read), g.prompt_buckets(self.length))), g.eos, np.int32)
             padded[0, : len(read)] = read
             targets = np.isin(np.arange(len(self.rows)), slots)
-            self.caches = g._place(self.caches, g._prefill(tf.constant(padded)), targets)  # (eager: no compilation)
+            self.caches = g._place(self.caches, g._prefill(tf.constant(padded)), tf.constant(targets))
         return slots
 
     def advance(self, steps: int, refill: bool = False) -> None:

@@ -128,14 +128,15 @@ def test_after_warm_up_varied_requests_trigger_no_compilation(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     modules = {path.name.split(".")[0] for path in dump.glob("module_*before_optimizations.txt")
-               if "_decode_rows" in path.name or "_prefill_rows" in path.name}
+               if any(name in path.name for name in ("_decode_rows", "_prefill_rows", "_place_rows"))}
     lines = dict(line.rsplit(" ", 1) for line in result.stdout.splitlines() if line.startswith(("traces", "shapes")))
-    # one trace of the decoder and one of the prefill serve every shape
-    assert lines["traces after warm-up"] == lines["traces at the end"] == "2"
-    # the tiny model's context (64) fits one length bucket: a decoding step per row count, and a prefill per prompt
-    # bucket (16, 64), whatever the rows
-    assert lines["shapes"] == str(len(fastgen.BATCH_BUCKETS) + 2)
-    assert len(modules) == len(fastgen.BATCH_BUCKETS) + 2, sorted(modules)
+    # one trace each of the decoder, the prefill and the placing serve every shape
+    assert lines["traces after warm-up"] == lines["traces at the end"] == "3"
+    # the tiny model's context (64) fits one length bucket: per row count a decoding step and a placing per prompt
+    # bucket (16, 64), and a prefill per prompt bucket, whatever the rows
+    rows = len(fastgen.BATCH_BUCKETS)
+    assert lines["shapes"] == str(rows + 2 * rows + 2)
+    assert len(modules) == rows + 2 * rows + 2, sorted(modules)
 
 
 def test_sampling_is_repeatable_with_a_seed_and_varies_without(engines):
