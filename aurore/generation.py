@@ -145,8 +145,9 @@ class RowSlots(Protocol):
     @property
     def free(self) -> int: ...
 
-    def admit_rows(self, rows: list[Row]) -> list[int]:
-        """Start rows that share one prompt (a request's texts) in free slots; returns their slots."""
+    def admit_requests(self, requests: list[list[Row]]) -> list[list[int]]:
+        """Start requests (each: rows sharing one prompt) in free slots, their prompts read together; returns each
+        request's slots."""
 
     @property
     def next_end(self) -> int:

@@ -198,11 +198,14 @@ class GenerationService:
                 job = self._pending.popleft()  # oldest first, whatever its settings
                 if not job.cancelled:
                     admitted.append(job)
-        for job in admitted:
-            try:
-                running[job] = slots.admit_rows(job.rows)
-            except Exception as error:  # e.g. too long for the model: this request fails, the others go on
-                job.update(job.texts, done=True, error=error)
+        try:  # the prompts of the requests that join now are read in one pass
+            running.update(zip(admitted, slots.admit_requests([job.rows for job in admitted])))
+        except Exception:  # e.g. one too long for the model: admitted one by one, only that one fails
+            for job in admitted:
+                try:
+                    running[job] = slots.admit_requests([job.rows])[0]
+                except Exception as error:
+                    job.update(job.texts, done=True, error=error)
 
     def _work_continuously(self) -> None:
         engine: ContinuousEngine = self.engine  # type: ignore[assignment]

@@ -132,11 +132,12 @@ def test_after_warm_up_varied_requests_trigger_no_compilation(tmp_path):
     lines = dict(line.rsplit(" ", 1) for line in result.stdout.splitlines() if line.startswith(("traces", "shapes")))
     # one trace each of the decoder, the prefill and the placing serve every shape
     assert lines["traces after warm-up"] == lines["traces at the end"] == "3"
-    # the tiny model's context (64) fits one length bucket: per row count a decoding step and a placing per prompt
-    # bucket (16, 64), and a prefill per prompt bucket, whatever the rows
-    rows = len(fastgen.BATCH_BUCKETS)
-    assert lines["shapes"] == str(rows + 2 * rows + 2)
-    assert len(modules) == rows + 2 * rows + 2, sorted(modules)
+    # the tiny model's context (64) fits one length bucket: a decoding step per row count (1, 8); prefills of 1, 4
+    # and 8 prompts per prompt bucket (16, 64); a placing of each into the row counts it fits in (1 row: 1 prompt;
+    # 8 rows: 1, 4 or 8 prompts)
+    programs = 2 + 3 * 2 + (1 + 3) * 2
+    assert lines["shapes"] == str(programs)
+    assert len(modules) == programs, sorted(modules)
 
 
 def test_sampling_is_repeatable_with_a_seed_and_varies_without(engines):
@@ -253,3 +254,21 @@ def test_a_rows_draw_does_not_depend_on_a_row_that_needs_the_whole_vocabulary():
                                   **{key: value[:100] for key, value in settings.items()}).numpy()
     np.testing.assert_array_equal(together[:100], alone)
     assert len(set(alone.tolist())) > 10  # real draws, not always the likeliest token
+
+
+def test_prompts_that_join_together_are_read_in_one_prefill_and_write_what_each_writes_alone(engines):
+    _, compiled = engines
+    ids = [compiled.tokenizer(p)["input_ids"] for p in PROMPTS]
+    alone = [compiled.generate_ids([row], sampling)[0] for row, sampling in zip(ids, MIXED)]
+    slots = compiled.open_slots()
+    traces, prefills = compiled.traces, []
+    prefill = compiled._prefill
+    compiled._prefill = lambda tokens: prefills.append(tokens.shape) or prefill(tokens)
+    try:
+        admitted = slots.admit_many([(row, [sampling]) for row, sampling in zip(ids, MIXED)])
+    finally:
+        compiled._prefill = prefill
+    assert len(prefills) == 1 and prefills[0][0] == 4 and compiled.traces == traces  # four prompts, one pass
+    while slots.busy:
+        slots.advance(5)
+    assert [slots.new_ids(s[0]) for s in admitted] == alone
