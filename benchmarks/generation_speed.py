@@ -208,8 +208,8 @@ def mixed_load(engine, batch_window: float, rounds: int = 2) -> None:
         report("mixed settings", mixed)
         print(f"mixed, 8 clients: {mixed['requests_per_s'] / same['requests_per_s']:.2f}x the same-settings "
               f"throughput just before, {mixed['requests_per_s'] / one['requests_per_s']:.2f}x one client's "
-              f"(mixed requests ask for {MEAN_MIXED_TOKENS:.1f} new tokens on average, same-settings ones 32)",
-              flush=True)
+              f"({mixed['requests_per_s'] * MEAN_MIXED_TOKENS / (same['requests_per_s'] * 32):.2f}x in new tokens/s: "
+              f"mixed requests ask for {MEAN_MIXED_TOKENS:.1f} tokens on average, same-settings ones 32)", flush=True)
     server.close()
     batches = Server({"gpt2": BatchesOnly(engine)}, batch_window)
     fixed = batches.load(8, 4, mixed_settings)
