@@ -14,7 +14,8 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-MAX_CANDIDATES = 1024  # top-k and top-p look among the likeliest 1,024 tokens first (see _candidates)
+MAX_CANDIDATES = 1024  # top-k and top-p look among the likeliest 1,024 tokens first (see _candidates) ...
+FEW_CANDIDATES = 64  # ... or 64 when every row's top-k is at most 64 (the form's default 50): 1.6 vs 5.7 ms, 8 rows
 
 
 class Candidates(NamedTuple):
@@ -35,7 +36,7 @@ def _per_row(setting) -> tf.Tensor:
     return tf.reshape(setting, [-1, 1])
 
 
-def _candidates(logits, temperature, top_k, top_p) -> Candidates:
+def _candidates(logits, temperature, top_k, top_p, most: int = MAX_CANDIDATES) -> Candidates:
     """Temperature, top-k and top-p worked out on the 1,024 likeliest tokens. logits: [B, V]; settings: [B] or scalars.
 
     Sorting the whole vocabulary at every step is
@@ -44,7 +45,7 @@ def _candidates(logits, temperature, top_k, top_p) -> Candidates:
     temperature, top_k, top_p = _per_row(temperature), _per_row(top_k), _per_row(top_p)
     logits = logits / temperature
     vocab = logits.shape[-1]
-    count = min(MAX_CANDIDATES, vocab)
+    count = min(most, vocab)
     values, order = tf.math.top_k(logits, count)  # [B, count], likeliest first
     k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
     top_k_on = k < vocab
@@ -117,25 +118,31 @@ def sample_tokens(logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor, t
                   seeds: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
     """One token id per row, drawn from the warped distribution with the row's own seed. seeds: [B] int32.
 
-    Drawing among the 1,024 candidates rather than 50,257 logits makes a step ~10% faster at batch 1 (the
-    random numbers cost more than the filters); it is the same distribution whenever every kept token is
-    a candidate, and the whole vocabulary is used otherwise. Each token's noise depends on its id, not its rank, so
-    both ways draw the same token for a row whose kept tokens are all candidates: a row's draw never depends on
-    whether another row of the batch needed the whole vocabulary.
+    Drawing among the 1,024 candidates (64 when every row's top-k allows) rather than 50,257 logits makes a step
+    ~10% faster at batch 1 (the random numbers cost more than the filters); it is the same distribution whenever
+    every kept token is a candidate, and the whole vocabulary is used otherwise. Each token's noise depends on its
+    id, not its rank, so every way draws the same token for a row whose kept tokens are all candidates: a row's draw
+    never depends on the way its batch took (on the other rows' settings).
     """
-    found = _candidates(logits, temperature, top_k, top_p)
-
-    def among_candidates():
+    def among(found: Candidates):
         kept = tf.where(found.values < found.cutoff, tf.constant(-np.inf, found.values.dtype), found.values)
         index = tf.argmax(kept + gumbel_noise(seeds, step, found.order), axis=-1, output_type=tf.int32)
         return tf.gather(found.order, index[:, None], batch_dims=1)[:, 0]
 
-    def whole_vocabulary():
-        warped = _warp(found, top_k, top_p)
-        noise = gumbel_noise(seeds, step, tf.range(warped.shape[-1]))
-        return tf.argmax(warped + noise, axis=-1, output_type=tf.int32)
+    def many_candidates():
+        found = _candidates(logits, temperature, top_k, top_p)
 
-    return tf.cond(tf.reduce_all(found.inside), among_candidates, whole_vocabulary)
+        def whole_vocabulary():
+            warped = _warp(found, top_k, top_p)
+            noise = gumbel_noise(seeds, step, tf.range(warped.shape[-1]))
+            return tf.argmax(warped + noise, axis=-1, output_type=tf.int32)
+
+        return tf.cond(tf.reduce_all(found.inside), lambda: among(found), whole_vocabulary)
+
+    # Every kept token is among the top_k likeliest: with top-k <= 64 in every row, 64 candidates hold them all.
+    few = tf.reduce_all((top_k > 0) & (top_k <= FEW_CANDIDATES))
+    return tf.cond(few, lambda: among(_candidates(logits, temperature, top_k, top_p, FEW_CANDIDATES)),
+                   many_candidates)
 
 
 def _sortable(logits: tf.Tensor) -> tf.Tensor:
