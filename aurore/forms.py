@@ -6,6 +6,7 @@ Flask-free: the routes (the participant's in `aurore/5_flask*.py`, the package's
 
 from __future__ import annotations
 
+import json
 import random
 import unicodedata
 from dataclasses import dataclass, field
@@ -170,8 +171,9 @@ def _number(raw: object, spec: Field):
             raise ValueError
         value = spec.kind(raw)
     except (TypeError, ValueError):
+        shown = f"« {raw} »" if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False, default=str)
         raise RequestError(400, f"« {spec.label} » doit être un nombre{' entier' if spec.kind is int else ''} : "
-                                f"reçu {raw!r}.") from None
+                                f"reçu {shown}.") from None  # as the participant wrote it: true, « beaucoup »
     if not spec.low <= value <= spec.high:
         raise RequestError(400, f"« {spec.label} » doit être entre {spec.low} et {spec.high} : reçu {value}.")
     return value

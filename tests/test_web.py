@@ -103,6 +103,14 @@ BAD = [
 ]
 
 
+def test_a_value_that_is_not_a_number_is_quoted_as_it_was_sent(client):
+    """JSON's true is shown as true (not Python's True), a text between French quotes."""
+    error = client.post("/api/generate", json={"prompt": "Le soir", "top_k": True}).get_json()["error"]
+    assert error.endswith("reçu true."), error
+    page = client.post("/generate", data={"prompt": "Le soir", "temperature": "chaud"})
+    assert "reçu « chaud »." in page.text
+
+
 @pytest.mark.parametrize("values,message", BAD)
 def test_bad_input_is_a_clear_400_on_the_page_and_in_json(client, values, message):
     page = client.post("/generate", data={k: str(v) for k, v in values.items()})
