@@ -6,7 +6,7 @@ for every new tensor shape and every new Python value. So:
 
 - shapes come from a few buckets: the decoding step's rows (1 or 8) and cache length (prompt + new tokens: 128,
   256, ...), the prefill's prompt length (16, 64, 256, ...); the web app compiles them in the background as soon as
-  its page is open (`warm_up`: first the two programs a lone request needs), and XLA keeps them on disk for the next
+  its page is open (`warm_up`: first the three programs a lone request needs), and XLA keeps them on disk for the next
   start (`keep_compilations`);
 - everything that varies per request is a tensor argument, one value per row: position, last token, tokens still
   to write, temperature, top-k, top-p, greedy or sampling, the seed. Requests with any mix of settings share the
@@ -330,12 +330,8 @@ class Slots:
         self.caches = tuple((zeros, zeros) for _ in range(g.n_layer))
 
     @property
-    def capacity(self) -> int:
-        return BATCH_BUCKETS[-1]
-
-    @property
     def free(self) -> int:
-        return self.capacity - sum(row is not None for row in self.rows)
+        return BATCH_BUCKETS[-1] - sum(row is not None for row in self.rows)
 
     @property
     def busy(self) -> bool:

@@ -118,7 +118,7 @@ class GenerationService:
         job = self.submit(prompt, sampling, streaming=True)
         seen = 0
         try:
-            self._deadline(job)  # no news is expected before the engine is ready
+            self.ready.wait(WARM_UP_LIMIT)  # no news is expected before the engine is ready
             while True:
                 if not job.wait(seen, self.timeout):
                     raise ServiceBusy(f"no news within {self.timeout:.0f} s")
