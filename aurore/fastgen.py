@@ -157,9 +157,12 @@ class CompiledGenerator:
             x = self.model.transformer.ln_f(x)[:, 0]  # [B, E]
             logits = tf.matmul(x, self.model.transformer.wte.embeddings, transpose_b=True)
             following = positions + 1  # the position that receives the token: the random draws depend on it
-            sampled = sample_tokens(logits, temperature, top_k, top_p, seeds, following)
-            chosen = tf.where(do_sample, sampled, tf.argmax(logits, axis=-1, output_type=tf.int32))
             active = remaining > 0
+            # Rows that do not sample (greedy, idle) ask for the likeliest token: they never make the batch draw
+            # over the whole vocabulary for a top-k of 0 they do not use.
+            cheap_k = tf.where(active & do_sample, top_k, 1)
+            sampled = sample_tokens(logits, temperature, cheap_k, top_p, seeds, following)
+            chosen = tf.where(do_sample, sampled, tf.argmax(logits, axis=-1, output_type=tf.int32))
             chosen = tf.where(active, chosen, -1)
             tokens = dynamic_update_slice(tokens, chosen[:, None], [0, step])
             left = tf.where(chosen == self.eos, 0, remaining - 1)

@@ -3,8 +3,9 @@
 The rules are those of transformers' TF logits warpers, in their order: temperature, then top-k, then top-p
 (`tests/test_fastgen.py` compares them with transformers' own on random logits). They run inside the XLA-compiled
 decoding of `aurore/fastgen.py` (and, eagerly, for step 6's served model and the "Pourquoi ce mot ?" chart), so
-they avoid what is slow there: a full sort of the vocabulary (the likeliest 1,024 candidates first, a bisection when
-the kept set reaches beyond them) and one random seed per call (a hash gives each row its own draws).
+they avoid what is slow there: a full sort of the vocabulary (the likeliest candidates first; beyond them, a
+bisection for the chart and a draw by rejection for sampling) and one random seed per call (a hash gives each row
+its own draws).
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-MAX_CANDIDATES = 1024  # top-k and top-p look among the likeliest 1,024 tokens first (see _candidates) ...
-FEW_CANDIDATES = 64  # ... or 64 when every row's top-k is at most 64 (the form's default 50): 1.6 vs 5.7 ms, 8 rows
+MAX_CANDIDATES = 1024  # warp_logits looks among the likeliest 1,024 tokens first (see _candidates) ...
+FEW_CANDIDATES = 64  # ... sample_tokens among 64 (0.7 vs 4 ms for 8 rows), enough for the form's top-k of 50
 
 
 class Candidates(NamedTuple):
     """The sampling filters worked out on the likeliest tokens (see `_candidates`). Settings are per row."""
 
     scaled: tf.Tensor  # the logits divided by each row's temperature, [B, V]
-    values: tf.Tensor  # the candidates' scaled logits, likeliest first, [B, 1024]
-    order: tf.Tensor  # their token ids, [B, 1024]
+    values: tf.Tensor  # the candidates' scaled logits, likeliest first, [B, N] (N = 1,024 or 64)
+    order: tf.Tensor  # their token ids, [B, N]
     cutoff: tf.Tensor  # the lowest logit kept, -inf when nothing is filtered, [B, 1]
     exact: tf.Tensor  # the cut-off is the one a full sort would give, [B, 1]
     inside: tf.Tensor  # moreover, every kept token is a candidate, [B, 1]
@@ -37,7 +38,7 @@ def _per_row(setting) -> tf.Tensor:
 
 
 def _candidates(logits, temperature, top_k, top_p, most: int = MAX_CANDIDATES) -> Candidates:
-    """Temperature, top-k and top-p worked out on the 1,024 likeliest tokens. logits: [B, V]; settings: [B] or scalars.
+    """Temperature, top-k and top-p worked out on the `most` likeliest tokens. logits: [B, V]; settings: [B] or scalars.
 
     Sorting the whole vocabulary at every step is
     slow under XLA on a CPU (~60 ms for 8 x 50,257 logits), while `top_k` of 1,024 costs ~3 ms.
@@ -99,50 +100,78 @@ def _mix(x: tf.Tensor) -> tf.Tensor:
     return x
 
 
-def gumbel_noise(seeds: tf.Tensor, step: tf.Tensor, tokens: tf.Tensor) -> tf.Tensor:
-    """Gumbel noise for the given token ids ([V] or [B, V]) that depends only on each row's seed, the step and the
-    token.
+def _uniform(seeds: tf.Tensor, step: tf.Tensor, tokens: tf.Tensor) -> tf.Tensor:
+    """Uniform numbers in (0, 1) for the given token ids ([V] or [B, V]) that depend only on each row's seed, the
+    step and the token.
 
     TensorFlow's stateless random ops take one seed per call; a counter-based hash gives each row its own stream,
-    so a text depends on its own seed, never on the requests it shares a batch with. argmax(logits + noise) is a
-    draw from softmax(logits) (the Gumbel-max trick).
+    so a text depends on its own seed, never on the requests it shares a batch with.
     """
     row = _mix(tf.bitwise.bitwise_xor(_mix(tf.cast(seeds, _UINT)), tf.cast(step, _UINT) * tf.constant(0x9E3779B9, _UINT)))
     tokens = tf.cast(tokens, _UINT)
     cells = _mix(row[:, None] + (tokens if tokens.shape.rank == 2 else tokens[None, :]) * tf.constant(0x7FEB352D, _UINT))
-    uniform = (tf.cast(tf.bitwise.right_shift(cells, tf.constant(8, _UINT)), tf.float32) + 0.5) / 2.0**24
-    return -tf.math.log(-tf.math.log(uniform))
+    return (tf.cast(tf.bitwise.right_shift(cells, tf.constant(8, _UINT)), tf.float32) + 0.5) / 2.0**24
+
+
+def gumbel_noise(seeds: tf.Tensor, step: tf.Tensor, tokens: tf.Tensor) -> tf.Tensor:
+    """Gumbel noise for the given token ids, keyed like `_uniform`: argmax(logits + noise) is a draw from
+    softmax(logits) (the Gumbel-max trick)."""
+    return -tf.math.log(-tf.math.log(_uniform(seeds, step, tokens)))
 
 
 def sample_tokens(logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor, top_p: tf.Tensor,
                   seeds: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
     """One token id per row, drawn from the warped distribution with the row's own seed. seeds: [B] int32.
 
-    Drawing among the 1,024 candidates (64 when every row's top-k allows) rather than 50,257 logits makes a step
-    ~10% faster at batch 1 (the random numbers cost more than the filters); it is the same distribution whenever
-    every kept token is a candidate, and the whole vocabulary is used otherwise. Each token's noise depends on its
-    id, not its rank, so every way draws the same token for a row whose kept tokens are all candidates: a row's draw
-    never depends on the way its batch took (on the other rows' settings).
+    Each row takes one of two ways, by its own logits and settings only, so that its draw never depends on the
+    other rows of its batch: among the 64 likeliest tokens when every token it keeps is one of them (always with
+    the form's top-k <= 64: 1.3 ms for 8 rows), else a draw by rejection over the whole vocabulary (top-k off
+    or above 64, see `_whole_vocabulary`). A batch pays for the second way only when one of its rows needs it.
     """
-    def among(found: Candidates):
-        kept = tf.where(found.values < found.cutoff, tf.constant(-np.inf, found.values.dtype), found.values)
-        index = tf.argmax(kept + gumbel_noise(seeds, step, found.order), axis=-1, output_type=tf.int32)
-        return tf.gather(found.order, index[:, None], batch_dims=1)[:, 0]
+    found = _candidates(logits, temperature, top_k, top_p, FEW_CANDIDATES)
+    kept = tf.where(found.values < found.cutoff, tf.constant(-np.inf, found.values.dtype), found.values)
+    index = tf.argmax(kept + gumbel_noise(seeds, step, found.order), axis=-1, output_type=tf.int32)
+    among = tf.gather(found.order, index[:, None], batch_dims=1)[:, 0]
+    return tf.cond(tf.reduce_all(found.inside), lambda: among,
+                   lambda: tf.where(found.inside[:, 0], among, _whole_vocabulary(found, top_k, top_p, seeds, step)))
 
-    def many_candidates():
-        found = _candidates(logits, temperature, top_k, top_p)
 
-        def whole_vocabulary():
-            warped = _warp(found, top_k, top_p)
-            noise = gumbel_noise(seeds, step, tf.range(warped.shape[-1]))
-            return tf.argmax(warped + noise, axis=-1, output_type=tf.int32)
+ATTEMPTS = 4  # draws by rejection before the exact (slower) search; each draw is accepted with probability >= top_p
 
-        return tf.cond(tf.reduce_all(found.inside), lambda: among(found), whole_vocabulary)
 
-    # Every kept token is among the top_k likeliest: with top-k <= 64 in every row, 64 candidates hold them all.
-    few = tf.reduce_all((top_k > 0) & (top_k <= FEW_CANDIDATES))
-    return tf.cond(few, lambda: among(_candidates(logits, temperature, top_k, top_p, FEW_CANDIDATES)),
-                   many_candidates)
+def _whole_vocabulary(found: Candidates, top_k, top_p, seeds, step) -> tf.Tensor:
+    """One token per row from the whole vocabulary, for rows whose kept set may reach beyond the candidates.
+
+    Finding top-p's cut-off over 50,257 logits without a sort takes a 33-pass bisection (~8 ms for 8 rows); a
+    rejection draw needs one pass: draw from the top-k-filtered distribution, keep the token if the likelier tokens
+    weigh less than top_p (it is then in top-p's set), else draw again. Accepted draws follow the top-p
+    distribution exactly; a row still refused after ATTEMPTS draws takes the exact search, which does too.
+    """
+    top_k, top_p = _per_row(top_k), _per_row(top_p)
+    filtered = _top_k_filtered(found.scaled, found, top_k)
+    probs = tf.nn.softmax(filtered, axis=-1)
+    vocabulary = tf.range(filtered.shape[-1])
+
+    def draw(n, tokens, accepted):
+        # The exponential race: argmin(E / p) with E ~ Exp(1) is a draw from p (one logarithm per token, where
+        # Gumbel noise takes two). Rows draw independently of each other and of `among`'s noise.
+        race = tf.math.log(_uniform(seeds + n * 0x5BD1E995, step, vocabulary)) / probs
+        drawn = tf.argmax(race, axis=-1, output_type=tf.int32)
+        value = tf.gather(filtered, drawn[:, None], batch_dims=1)
+        likelier = tf.reduce_sum(tf.where(filtered > value, probs, 0.0), axis=-1, keepdims=True)
+        accept = ((likelier < top_p) | (top_p >= 1.0))[:, 0]
+        return n + 1, tf.where(accepted, tokens, drawn), accepted | accept
+
+    _, tokens, accepted = tf.while_loop(lambda n, tokens, accepted: ~tf.reduce_all(accepted), draw,
+                                        (tf.constant(1), tf.zeros_like(seeds), found.inside[:, 0]),
+                                        maximum_iterations=ATTEMPTS)
+
+    def exact():
+        warped = _warp(found, top_k, top_p)
+        noise = gumbel_noise(seeds + (ATTEMPTS + 1) * 0x5BD1E995, step, vocabulary)
+        return tf.argmax(warped + noise, axis=-1, output_type=tf.int32)
+
+    return tf.cond(tf.reduce_all(accepted), lambda: tokens, lambda: tf.where(accepted, tokens, exact()))
 
 
 def _sortable(logits: tf.Tensor) -> tf.Tensor:
@@ -169,16 +198,23 @@ def _largest_key(keys: tf.Tensor, enough) -> tf.Tensor:
     return tf.while_loop(lambda *_: True, halve, (low, high), maximum_iterations=33)[0]
 
 
-def _warp_whole_vocabulary(logits: tf.Tensor, found: Candidates, top_k: tf.Tensor, top_p: tf.Tensor) -> tf.Tensor:
-    """The same filters over the whole vocabulary, when the kept set may reach beyond the candidates (logits already
-    divided by the temperature; top_k and top_p: [B or 1, 1]). Top-k keeps the tokens at or above the k-th largest
-    logit; top-p then keeps the smallest set of likeliest tokens whose probability reaches top_p."""
+def _top_k_filtered(logits: tf.Tensor, found: Candidates, top_k: tf.Tensor) -> tf.Tensor:
+    """The logits with top-k applied over the whole vocabulary (the k-th largest by bisection when it is beyond
+    the candidates). top_k: [B or 1, 1]."""
     vocab = logits.shape[-1]
     k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
     keys = _sortable(logits)
     kth = tf.cond(tf.reduce_all(found.kth_exact), lambda: _sortable(found.kth),  # top-k off or among candidates
                   lambda: _largest_key(keys, lambda kept: tf.reduce_sum(tf.cast(kept, tf.int32), -1, keepdims=True) >= k))
-    logits = tf.where(keys < kth, tf.constant(-np.inf, logits.dtype), logits)
+    return tf.where(keys < kth, tf.constant(-np.inf, logits.dtype), logits)
+
+
+def _warp_whole_vocabulary(logits: tf.Tensor, found: Candidates, top_k: tf.Tensor, top_p: tf.Tensor) -> tf.Tensor:
+    """The same filters over the whole vocabulary, when the kept set may reach beyond the candidates (logits already
+    divided by the temperature; top_k and top_p: [B or 1, 1]). Top-k keeps the tokens at or above the k-th largest
+    logit; top-p then keeps the smallest set of likeliest tokens whose probability reaches top_p."""
+    logits = _top_k_filtered(logits, found, top_k)
+    keys = _sortable(logits)
     probs = tf.nn.softmax(logits, axis=-1)
     cut = _largest_key(keys, lambda kept: tf.reduce_sum(tf.where(kept, probs, 0.0), axis=-1, keepdims=True) >= top_p)
     keep = (keys >= cut) | (top_p >= 1.0)

@@ -21,7 +21,7 @@ from conftest import REPO
 
 
 CASES = [(1.0, 0, 1.0), (0.7, 10, 1.0), (1.3, 0, 0.9), (0.9, 50, 0.95), (2.0, 3, 0.5), (0.5, 1, 0.99),
-         (1.0, 2000, 0.95), (1.0, 1024, 1.0)]
+         (1.0, 2000, 0.95), (1.0, 1024, 1.0), (1.0, 0, 0.1), (0.8, 100, 0.6)]
 
 
 @pytest.mark.parametrize("temperature,top_k,top_p", CASES)
@@ -258,6 +258,15 @@ def test_a_rows_draw_does_not_depend_on_a_row_that_needs_the_whole_vocabulary():
     wider = warpers.sample_tokens(tf.concat([peaked, peaked[:1]], 0), seeds=tf.range(101), step=tf.constant(3),
                                   **{**settings, "top_k": tf.constant([40] * 100 + [100])}).numpy()
     np.testing.assert_array_equal(wider[:100], alone)
+    # and the other way: flat rows drawn by rejection write the same alone as beside rows that need less
+    flats = tf.constant(rng.normal(size=(20, 3000)) * 0.1, tf.float32)
+    mixed = warpers.sample_tokens(tf.concat([flats, peaked[:20]], 0), seeds=tf.range(40), step=tf.constant(3),
+                                  temperature=tf.constant([0.9] * 40), top_k=tf.constant([0] * 20 + [40] * 20),
+                                  top_p=tf.constant([0.3] * 40)).numpy()
+    flat_alone = [warpers.sample_tokens(flats[i:i + 1], seeds=tf.constant([i]), step=tf.constant(3),
+                                        temperature=tf.constant([0.9]), top_k=tf.constant([0]),
+                                        top_p=tf.constant([0.3])).numpy()[0] for i in range(20)]
+    np.testing.assert_array_equal(mixed[:20], flat_alone)
 
 
 def test_prompts_that_join_together_are_read_in_one_prefill_and_write_what_each_writes_alone(engines):
