@@ -63,6 +63,19 @@ def test_sampling_draws_from_the_warped_distribution(temperature, top_k, top_p, 
     np.testing.assert_allclose(observed, wanted, atol=0.035)
 
 
+def test_the_inverse_cdf_draw_follows_the_probabilities_and_never_picks_an_impossible_token():
+    """The whole-vocabulary draw: uniforms spread evenly over [0, 1) land on each token in proportion to its
+    probability, blocks of zero probability and padding included, even at the ends of the interval."""
+    probs = np.zeros((1, 1000), np.float32)  # 4 blocks, the last one padded
+    probs[0, [3, 700, 701, 999]] = [0.5, 0.25, 0.125, 0.125]
+    uniforms = np.concatenate([(np.arange(4000) + 0.5) / 4000, [0.0, np.nextafter(1.0, 0.0)]]).astype(np.float32)
+    draw = warpers._inverse_cdf(tf.constant(np.repeat(probs, len(uniforms), axis=0)))
+    tokens = draw(tf.constant(uniforms)).numpy()
+    assert set(tokens.tolist()) == {3, 700, 701, 999}
+    np.testing.assert_allclose(np.bincount(tokens[:4000], minlength=1000)[[3, 700, 701, 999]] / 4000,
+                               [0.5, 0.25, 0.125, 0.125])
+
+
 @pytest.fixture(scope="module")
 def engines(tiny_model_dir):
     folder = tiny_model_dir
