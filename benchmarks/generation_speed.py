@@ -153,6 +153,32 @@ class Server:
                 "p95_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else float("nan"),
                 "requests_per_s": len(latencies) / elapsed, "answered": len(latencies), "busy_503": len(refused)}
 
+    def steady(self, clients: int, seconds: float, body_for, ramp: float = 1.0) -> dict:
+        """`clients` threads sending requests one after the other for `ramp + seconds`; the throughput counts the
+        requests completed after the ramp (a steady state: a room keeps sending, while a fixed number of requests
+        ends with a tail where the last long requests run nearly alone)."""
+        done: list[tuple[float, int]] = []  # (completion time, new tokens asked)
+        start = time.perf_counter()
+        window = (start + ramp, start + ramp + seconds)
+
+        def client(index: int) -> None:
+            r = 0
+            while time.perf_counter() < window[1]:
+                body = body_for(index, r)
+                status, _ = self.post("/api/generate", body)
+                if status == 200:
+                    done.append((time.perf_counter(), body["max_new_tokens"]))
+                r += 1
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        counted = [tokens for at, tokens in done if window[0] <= at < window[1]]
+        return {"clients": clients, "requests_per_s": len(counted) / seconds, "tokens_per_s": sum(counted) / seconds,
+                "answered": len(counted)}
+
     def close(self) -> None:
         time.sleep(0.5)  # let waitress finish closing the last connections before its sockets go
         self.server.close()
@@ -195,28 +221,34 @@ class BatchesOnly:
         return getattr(self.engine, name)
 
 
-def mixed_load(engine, batch_window: float, rounds: int = 2) -> None:
+def mixed_load(engine, batch_window: float, rounds: int = 2, seconds: float = 10.0) -> None:
     """The room case: every participant has moved the sliders. 16/32/64 new tokens, temperatures, top-k. Same and
-    mixed settings alternate, so that the machine's drift touches both alike; each pair gives a ratio."""
+    mixed settings alternate, so that the machine's drift touches both alike; each pair gives a ratio. Steady
+    state: clients keep sending, and the requests completed in `seconds` after a ramp are counted."""
     server = Server({"gpt2": engine}, batch_window)
-    one = server.load(1, 4, mixed_settings)
-    report("mixed settings", one)
+    one = server.steady(1, seconds, mixed_settings)
+    steady_report("mixed settings", one)
     for _ in range(rounds):
-        same = server.load(8, 4, same_settings(32))
-        mixed = server.load(8, 4, mixed_settings)
-        report("same settings (32 tokens)", same)
-        report("mixed settings", mixed)
-        print(f"mixed, 8 clients: {mixed['requests_per_s'] / same['requests_per_s']:.2f}x the same-settings "
-              f"throughput just before, {mixed['requests_per_s'] / one['requests_per_s']:.2f}x one client's "
-              f"({mixed['requests_per_s'] * MEAN_MIXED_TOKENS / (same['requests_per_s'] * 32):.2f}x in new tokens/s: "
-              f"mixed requests ask for {MEAN_MIXED_TOKENS:.1f} tokens on average, same-settings ones 32)", flush=True)
+        same = server.steady(8, seconds, same_settings(32))
+        mixed = server.steady(8, seconds, mixed_settings)
+        steady_report("same settings (32 tokens)", same)
+        steady_report("mixed settings", mixed)
+        print(f"mixed, 8 clients: {mixed['tokens_per_s'] / same['tokens_per_s']:.2f}x the same-settings "
+              f"throughput just before in new tokens/s ({mixed['requests_per_s'] / same['requests_per_s']:.2f}x in "
+              f"requests/s: mixed requests ask for {MEAN_MIXED_TOKENS:.1f} tokens on average, same-settings ones 32); "
+              f"{mixed['tokens_per_s'] / one['tokens_per_s']:.2f}x one client's", flush=True)
     server.close()
     batches = Server({"gpt2": BatchesOnly(engine)}, batch_window)
-    fixed = batches.load(8, 4, mixed_settings)
-    report("mixed settings, batches rows cannot join (before)", fixed)
+    fixed = batches.steady(8, seconds, mixed_settings)
+    steady_report("mixed settings, batches rows cannot join (before)", fixed)
     batches.close()
     print(f"continuous batching vs fixed batches, mixed settings, 8 clients: "
-          f"{mixed['requests_per_s'] / fixed['requests_per_s']:.2f}x", flush=True)
+          f"{mixed['tokens_per_s'] / fixed['tokens_per_s']:.2f}x", flush=True)
+
+
+def steady_report(label: str, row: dict) -> None:
+    print(f"server   {label}, {row['clients']} client(s), steady state: {row['requests_per_s']:.2f} requests/s, "
+          f"{row['tokens_per_s']:.1f} new tokens/s ({row['answered']} completed in the window)", flush=True)
 
 
 def room_load(engine, clients: int, timeout: float, batch_window: float) -> None:
