@@ -71,13 +71,15 @@ class CompiledGenerator:
         rows, cache = tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, None, self.head_dim], tf.float32)
         caches = tuple((cache, cache) for _ in range(self.n_layer))
         # One trace for every shape (tracing the 12-block model takes seconds); XLA compiles each shape it meets.
-        self._decode = tf.function(self._decode_rows, jit_compile=jit_compile, input_signature=[
+        # The loops are written with tf.while_loop and tf.cond: without AutoGraph's rewriting of the Python source,
+        # tracing at each start of the server takes 1.4 s instead of 3.4 (124M shape, same run).
+        self._decode = tf.function(self._decode_rows, jit_compile=jit_compile, autograph=False, input_signature=[
             rows, rows, rows, caches, tf.TensorSpec([None], tf.float32), rows, tf.TensorSpec([None], tf.float32),
             tf.TensorSpec([None], tf.bool), rows, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.bool)])
-        self._prefill = tf.function(self._prefill_rows, jit_compile=jit_compile,
+        self._prefill = tf.function(self._prefill_rows, jit_compile=jit_compile, autograph=False,
                                     input_signature=[tf.TensorSpec([None, None], tf.int32)])
         # A small program per shape: eagerly, its 4 ops x 2 x layers cost as much as the prefill.
-        self._place = tf.function(self._place_rows, jit_compile=jit_compile, input_signature=[
+        self._place = tf.function(self._place_rows, jit_compile=jit_compile, autograph=False, input_signature=[
             caches, tuple((cache, cache) for _ in range(self.n_layer)), rows])
 
     # -- the model ------------------------------------------------------------------------------------------------
