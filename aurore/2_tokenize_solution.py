@@ -16,6 +16,7 @@ from transformers import AutoTokenizer
 
 from aurore import hub
 from aurore.config import Config, parse_args
+from aurore.french import format_count
 from aurore.errors import friendly_errors, require_output
 
 SAMPLE_SENTENCE = "La petite Fadette regardait la rivière en chantonnant."
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> DatasetDict:
     config, flags = parse_args(__doc__, argv, step=2, extra=_extra_flags)
     dataset = load_from_disk(str(require_output(config, 1)))
     tokenizer = load_tokenizer(config)
-    print(f"Tokenizer de {config.base_model} : {len(tokenizer):,} jetons dans son vocabulaire")
+    print(f"Tokenizer de {config.base_model} : {format_count(len(tokenizer))} jetons dans son vocabulaire")
     show_tokens(tokenizer, flags.sentence)
 
     blocks = tokenize(dataset, tokenizer).map(
@@ -128,14 +129,15 @@ def main(argv: list[str] | None = None) -> DatasetDict:
         desc=f"blocs de {config.block_size}")
     blocks.save_to_disk(str(config.tokenized_dir))
     for split, data in blocks.items():
-        print(f"{split:5} : {data.num_rows:5,} blocs de {config.block_size} jetons "
-              f"({data.num_rows * config.block_size:,} jetons)")
+        print(f"{split:5} : {format_count(data.num_rows):>6} blocs de {config.block_size} jetons "
+              f"({format_count(data.num_rows * config.block_size)} jetons)")
     print(f"Enregistré dans {config.tokenized_dir}")
 
     if flags.train_tokenizer:
         specialised = train_specialised_tokenizer(tokenizer, dataset["train"]["text"], config.tokenizer_vocab_size,
                                                   str(config.tokenizer_dir))
-        print(f"\nTokenizer spécialisé ({len(specialised):,} jetons) enregistré dans {config.tokenizer_dir}")
+        print(f"\nTokenizer spécialisé ({format_count(len(specialised))} jetons) enregistré dans "
+              f"{config.tokenizer_dir}")
         show_tokens(specialised, flags.sentence)
         print("  (ses identifiants ne correspondent pas aux embeddings du modèle : la suite garde le tokenizer d'origine)")
     print("\nÉtape suivante : python aurore/3_train_solution.py")

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from aurore import callbacks, minigpt, plots
 from aurore.config import Config, parse_args
+from aurore.french import format_count
 from aurore.errors import friendly_errors
 
 layers = tf.keras.layers  # tf.keras is Keras 2 (tf_keras) here, like the Hugging Face models
@@ -230,8 +231,8 @@ def main(argv: list[str] | None = None) -> dict:
     vocabulary = minigpt.build_vocabulary(config.mini_tokens, train_texts, config.mini_vocab_size)
     train_ids = minigpt.encode_all(vocabulary, train_texts)
     validation_ids = minigpt.encode_all(vocabulary, validation_texts)
-    print(f"Jetons « {config.mini_tokens} » : vocabulaire de {len(vocabulary.tokens):,} ; {len(train_ids):,} jetons "
-          f"d'entraînement et {len(validation_ids):,} de validation")
+    print(f"Jetons « {config.mini_tokens} » : vocabulaire de {format_count(len(vocabulary.tokens))} ; "
+          f"{format_count(len(train_ids))} jetons d'entraînement et {format_count(len(validation_ids))} de validation")
 
     train = minigpt.windows(train_ids, config.mini_seq_len, config.mini_batch_size, shuffle=True, seed=config.seed)
     # Each epoch's validation reads the start of the held-out text (a second, where the whole of La Mare au diable
@@ -249,8 +250,8 @@ def main(argv: list[str] | None = None) -> dict:
                         steps_per_epoch=steps_per_epoch, callbacks=[sampler, steps, *budget])
     seconds = time.monotonic() - started
     done = int(model.optimizer.iterations)
-    print(f"Entraînement : {done:,} pas en {callbacks.format_duration(seconds)} "
-          f"({done * config.mini_batch_size * config.mini_seq_len / seconds:,.0f} jetons/s)"
+    print(f"Entraînement : {format_count(done)} pas en {callbacks.format_duration(seconds)} "
+          f"({format_count(done * config.mini_batch_size * config.mini_seq_len / seconds)} jetons/s)"
           + (f", arrêté par le budget de temps (--time-budget {config.time_budget})"
              if budget and budget[0].stopped_at else ""))
 

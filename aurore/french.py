@@ -26,6 +26,11 @@ _ILLUSTRATION = re.compile(r"\[(illustration|ILLUSTRATION)[^\]]*\]?")
 _TERMINAL = ".!?…»\"”):"
 
 
+def format_count(number: float) -> str:
+    """A count as French writes it: 2124798 -> '2 124 798' (a no-break space between thousands)."""
+    return f"{round(number):,}".replace(",", "\u00a0")
+
+
 def install_punkt(nltk_dir: Path, language: str = "french") -> Path:
     """Write NLTK's punkt tables for `language` under `nltk_dir` (once) and put `nltk_dir` on NLTK's path."""
     import nltk

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aurore.french import format_count
 from aurore.atomic import publish, staging_dir
 from aurore.config import Config
 from aurore.errors import require_output
@@ -64,7 +65,8 @@ def build_standin(config: Config, **shape: int) -> Path:
     save_as_pytorch_safetensors(model, staging)
     (staging / STANDIN_MARKER).write_text("The aurore workshop's offline stand-in: tiny, random-ish, writes nonsense.\n")
     publish(staging, config.standin_dir)
-    print(f"Modèle de secours ({model.num_parameters():,} paramètres, vocabulaire de {len(tokenizer):,} jetons) "
+    print(f"Modèle de secours ({format_count(model.num_parameters())} paramètres, "
+          f"vocabulaire de {format_count(len(tokenizer))} jetons) "
           f"enregistré dans {config.standin_dir}. Il écrit n'importe quoi : il sert à faire tourner les étapes "
           "hors ligne.")
     print(f"Utilisez-le avec : AURORE_BASE_MODEL={config.standin_dir}")

@@ -18,6 +18,7 @@ from typing import Iterator
 
 import tensorflow as tf
 
+from aurore.french import format_count
 from aurore import callbacks, hub, plots
 from aurore.checkpoints import Run, latest_run, read_state, restore_optimizer
 from aurore.atomic import publish, staging_dir
@@ -94,7 +95,8 @@ class TrainingRun:
         what = f"les {self.top_blocks} derniers blocs apprennent, le reste est gelé" if self.top_blocks else \
             "tous les poids apprennent"
         print(f"Profil {self.profile.name} : {what} ; blocs de {self.block_size} jetons ; XLA "
-              f"{'oui' if self.jit_compile else 'non'}\n  {trainable:,} paramètres entraînés sur {total:,} "
+              f"{'oui' if self.jit_compile else 'non'}\n  {format_count(trainable)} paramètres entraînés "
+              f"sur {format_count(total)} "
               f"({100 * trainable / total:.1f} %)")
 
     def plan(self, batches_per_epoch: int) -> Plan:
@@ -111,7 +113,7 @@ class TrainingRun:
                               "Pour entraîner davantage, lancez un nouvel essai sans --resume (avec --max-steps plus grand).")
         tokens = self.config.batch_size * self.block_size
         print(f"\nPlan : {plan.total_steps} pas ({plan.epochs} époque(s) de {plan.steps_per_epoch}), {tokens} jetons par "
-              f"pas, {plan.total_steps * tokens:,} jetons en tout, à partir du pas {plan.start_step}")
+              f"pas, {format_count(plan.total_steps * tokens)} jetons en tout, à partir du pas {plan.start_step}")
         return plan
 
     def restore(self, optimizer, model):

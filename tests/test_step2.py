@@ -7,7 +7,8 @@ from conftest import run_script, script
 step2 = script("2_tokenize_solution")
 
 
-def test_tokenized_blocks_have_the_configured_shape(standin, tmp_path):
+def test_tokenized_blocks_have_the_configured_shape(standin, tmp_path, capsys):
+    import re
     import shutil
 
     config = standin.__class__(workdir=tmp_path, base_model=standin.base_model)
@@ -25,6 +26,10 @@ def test_tokenized_blocks_have_the_configured_shape(standin, tmp_path):
 
     specialised = load_tokenizer(config.tokenizer_dir)
     assert 256 < len(specialised) <= 800
+    # What the step prints is French, numbers too: "12 800 jetons" (no-break space), never "12,800".
+    printed = capsys.readouterr().out
+    total = blocks["train"].num_rows * 64
+    assert f"({total:,} jetons)".replace(",", "\u00a0") in printed and not re.search(r"\d,\d{3}", printed)
 
 
 def test_analyse_sentence_matches_the_tokenizer(standin):
