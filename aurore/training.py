@@ -241,6 +241,7 @@ def save_final(training: TrainingRun, model, tokenizer, history, perplexities: t
     metrics = {"perplexity_before": perplexities[0], "perplexity_after": perplexities[1], "run": training.run.name,
                "resumed_from_step": training.start_step, "steps": steps.steps, "epochs": epochs,
                "settings": {k: getattr(config, k) for k in (*RUN_SETTINGS, "time_budget")}}
+    metrics["settings"]["block_size"] = training.block_size  # what it trained on: the laptop profile cuts step 2's
     staging = staging_dir(config.models_dir, ".final-")
     try:
         model.save_pretrained(str(staging))

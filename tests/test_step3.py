@@ -43,6 +43,18 @@ def test_two_short_epochs_lower_the_loss_and_report_validation(trained):
     assert metrics["perplexity_after"] < metrics["perplexity_before"]
 
 
+def test_the_reported_block_size_is_the_one_the_run_trained_on(standin, tmp_path):
+    """Step 2 wrote 128-token blocks, the laptop profile trains on 64: metrics and card (hence Mon modèle) say 64."""
+    import shutil
+
+    config = standin.__class__(workdir=tmp_path, base_model=standin.base_model)
+    shutil.copytree(standin.dataset_dir, config.dataset_dir)
+    step2.main(["--workdir", str(config.workdir), "--base-model", config.base_model, "--block-size", "128"])
+    metrics = step3.main(args(config, "--max-steps", "2", "--epochs", "1", "--profile", "laptop"))
+    assert metrics["settings"]["block_size"] == 64
+    assert "| block_size | 64 |" in (config.finetuned_dir / "README.md").read_text()
+
+
 def test_the_final_folder_reloads_with_card_metrics_and_curve(trained):
     metrics, config = trained
     folder = config.finetuned_dir
