@@ -111,8 +111,9 @@ def show_tokens(tokenizer, sentence: str) -> None:
 
 
 def _extra_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--train-tokenizer", action="store_true", help="bonus: train the specialised tokenizer too")
-    parser.add_argument("--sentence", default=SAMPLE_SENTENCE, help="the sentence to analyse")
+    parser.add_argument("--train-tokenizer", action="store_true",
+                        help="bonus : entraîner aussi le tokenizer spécialisé")
+    parser.add_argument("--sentence", default=SAMPLE_SENTENCE, help="la phrase à analyser")
 
 
 @friendly_errors

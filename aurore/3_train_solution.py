@@ -143,11 +143,14 @@ def perplexity(model, test_data) -> float:
 
 
 def _extra_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--resume", action="store_true", help="continue the most recent run from its last checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="reprendre le dernier entraînement à son dernier point de sauvegarde")
     parser.add_argument("--strategy", default="auto", choices=["auto", "default", "mirrored", "multi-worker"],
-                        help="spread training over devices (auto: all GPUs when there are several)")
-    parser.add_argument("--mixed-precision", action="store_true", help="16-bit compute, for GPUs")
-    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the final model (token: HF_TOKEN)")
+                        help="répartir l'entraînement sur plusieurs processeurs (auto : tous les GPU s'il y en a "
+                             "plusieurs)")
+    parser.add_argument("--mixed-precision", action="store_true", help="calcul en 16 bits, pour les GPU")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID",
+                        help="publier le modèle final sur le Hub (jeton : HF_TOKEN)")
 
 
 @friendly_errors

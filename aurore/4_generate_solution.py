@@ -48,9 +48,10 @@ def write(generator, prompts: list[str], sampling: generation.Sampling) -> dict[
 
 
 def _extra_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("prompts", nargs="*", default=PROMPTS, help="beginnings of texts to continue")
-    parser.add_argument("--greedy", action="store_true", help="always take the likeliest token (no sampling)")
-    parser.add_argument("--num-texts", type=int, default=2, help="texts per prompt")
+    parser.add_argument("prompts", nargs="*", default=PROMPTS, help="débuts de textes à continuer")
+    parser.add_argument("--greedy", action="store_true",
+                        help="toujours prendre le jeton le plus probable (sans tirage)")
+    parser.add_argument("--num-texts", type=int, default=2, help="textes par début")
 
 
 @friendly_errors

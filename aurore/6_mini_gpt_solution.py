@@ -216,10 +216,10 @@ class WarmupCosineDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
 
 
 def _extra_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--text-file", help="train on this text file instead of the George Sand books")
-    parser.add_argument("--text-folder", help="train on every .txt below this folder (one document each)")
-    parser.add_argument("--prompt", default="Le soir", help="the start of the texts printed during training")
-    parser.add_argument("--sample-every", type=int, default=1, help="print a sample every N epochs")
+    parser.add_argument("--text-file", help="s'entraîner sur ce fichier texte au lieu des livres de George Sand")
+    parser.add_argument("--text-folder", help="s'entraîner sur tous les .txt de ce dossier (un document chacun)")
+    parser.add_argument("--prompt", default="Le soir", help="le début des textes affichés pendant l'entraînement")
+    parser.add_argument("--sample-every", type=int, default=1, help="afficher un exemple toutes les N époques")
 
 
 @friendly_errors

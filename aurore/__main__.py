@@ -58,12 +58,13 @@ def _exercises(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "config": (_config, "print every setting and its value"),
-    "build-standin": (_build_standin, "build the small offline stand-in base model (needs step 1)"),
-    "download-model": (_download_model, "download and convert the base model once, for offline use"),
-    "perplexity": (_perplexity, "perplexity on La Mare au diable of a model folder or hub id (default: step 3's)"),
-    "check": (_check, "grade your exercise file for a step: python -m aurore check 1"),
-    "exercises": (_exercises, "regenerate the exercise files from the *_solution.py files"),
+    "config": (_config, "affiche chaque réglage et sa valeur"),
+    "build-standin": (_build_standin, "construit le petit modèle de secours, hors ligne (après l'étape 1)"),
+    "download-model": (_download_model, "télécharge et convertit le modèle de base une fois, pour travailler hors ligne"),
+    "perplexity": (_perplexity, "perplexité sur La Mare au diable d'un dossier de modèle ou d'un identifiant du Hub "
+                                "(par défaut : celui de l'étape 3)"),
+    "check": (_check, "vérifie votre fichier d'exercice d'une étape : python -m aurore check 1"),
+    "exercises": (_exercises, "régénère les fichiers d'exercice à partir des *_solution.py"),
 }
 
 
@@ -73,24 +74,27 @@ COMMAND_STEPS = {"config": None, "build-standin": (1,), "download-model": (2,), 
 
 @friendly_errors
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m aurore", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = settings.FrenchArgumentParser(prog="python -m aurore",
+                                           description="Les commandes d'aide de l'atelier (les étapes sont les scripts "
+                                                       "numérotés d'aurore/).")
+    commands = parser.add_subparsers(dest="command", metavar="COMMANDE", required=True)
     for name, (function, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(function=function)
         if name == "build-standin":
             from aurore.standin import SHAPE
 
-            sub.add_argument("--layers", type=int, help=f"transformer blocks (default {SHAPE['n_layer']})")
-            sub.add_argument("--width", type=int, help=f"embedding width (default {SHAPE['n_embd']})")
-            sub.add_argument("--vocab", type=int, help=f"BPE vocabulary size (default {SHAPE['vocab_size']})")
+            sub.add_argument("--layers", type=int, help=f"blocs transformer (par défaut : {SHAPE['n_layer']})")
+            sub.add_argument("--width", type=int, help=f"largeur des plongements (par défaut : {SHAPE['n_embd']})")
+            sub.add_argument("--vocab", type=int, help=f"taille du vocabulaire BPE (par défaut : {SHAPE['vocab_size']})")
         if name == "check":
-            sub.add_argument("step", type=int, help="the step number")
-            sub.add_argument("--solution", action="store_true", help="grade the solution file instead")
+            sub.add_argument("step", type=int, metavar="ÉTAPE", help="le numéro de l'étape")
+            sub.add_argument("--solution", action="store_true", help="vérifier plutôt le fichier solution")
         if name == "exercises":
-            sub.add_argument("--check", action="store_true", help="only report exercise files out of date")
+            sub.add_argument("--check", action="store_true", help="signaler seulement les fichiers d'exercice pas à jour")
         if name == "perplexity":
-            sub.add_argument("model", nargs="?", help="model folder or hub id (default: fine-tuned, else base)")
+            sub.add_argument("model", nargs="?", help="dossier du modèle ou identifiant du Hub (par défaut : le modèle affiné, sinon "
+                                                             "celui de base)")
         if name in COMMAND_STEPS:
             settings.add_arguments(sub, COMMAND_STEPS[name])
     args = parser.parse_args(argv)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -25,63 +27,68 @@ ALL_STEPS = (1, 2, 3, 4, 5, 6)
 
 
 def setting(default, help: str, steps: tuple[int, ...]):
-    """A Config field: its default, its help line, and the steps whose command line offers it."""
+    """A Config field: its default, its help line (French: participants read it in `--help`; the README has the
+    English table), and the steps whose command line offers it."""
     return field(default=default, metadata={"help": help, "steps": steps})
 
 
 @dataclass
 class Config:
     # -- where things live ------------------------------------------------------------------------
-    workdir: Path = setting(PACKAGE_DIR, "folder holding data/ and models/", ALL_STEPS)
+    workdir: Path = setting(PACKAGE_DIR, "dossier qui contient data/ et models/", ALL_STEPS)
     gutenberg_mirror: str = setting(
-        "", "folder or file://, http(s):// base holding pg<ID>.txt; empty = gutenberg.org", (1,))
-    base_model: str = setting(HUB_BASE_MODEL, "hub id or local folder of the base GPT-2", (2, 3, 4, 5))
-    seed: int = setting(42, "random seed for shuffling, init and sampling", (1, 3, 4, 5, 6))
+        "", "dossier, ou adresse file://, http(s)://, qui contient les pg<ID>.txt ; vide : gutenberg.org", (1,))
+    base_model: str = setting(HUB_BASE_MODEL, "identifiant sur le Hub, ou dossier local, du GPT-2 de départ",
+                              (2, 3, 4, 5))
+    seed: int = setting(42, "graine aléatoire : mélange, initialisation, échantillonnage",
+                        (1, 3, 4, 5, 6))
 
     # -- step 1: the books --------------------------------------------------------------------------
-    train_books: tuple[int, ...] = setting((39738, 34204, 13380, 37989), "Gutenberg ids of the training books", (1,))
-    test_books: tuple[int, ...] = setting((23582,), "Gutenberg ids of the held-out books", (1,))
-    download_timeout: float = setting(15.0, "seconds before a download gives up", (1,))
-    min_words: int = setting(3, "sentences with fewer words are dropped", (1,))
+    train_books: tuple[int, ...] = setting((39738, 34204, 13380, 37989),
+                                           "numéros Gutenberg des livres d'entraînement", (1,))
+    test_books: tuple[int, ...] = setting((23582,), "numéros Gutenberg des livres gardés pour la validation", (1,))
+    download_timeout: float = setting(15.0, "secondes avant d'abandonner un téléchargement", (1,))
+    min_words: int = setting(3, "les phrases de moins de mots sont écartées", (1,))
 
     # -- step 2: tokenization -----------------------------------------------------------------------
-    block_size: int = setting(128, "tokens per training example", (2, 3))
-    tokenizer_vocab_size: int = setting(52_000, "vocabulary of the bonus tokenizer", (2,))
+    block_size: int = setting(128, "jetons par exemple d'entraînement", (2, 3))
+    tokenizer_vocab_size: int = setting(52_000, "vocabulaire du tokenizer bonus", (2,))
 
     # -- step 3: training ---------------------------------------------------------------------------
-    epochs: int = setting(1, "passes over the training books", (3,))
-    batch_size: int = setting(4, "examples per step", (3,))
-    learning_rate: float = setting(5e-5, "peak learning rate of AdamW", (3,))
-    warmup_ratio: float = setting(0.1, "share of steps spent warming up", (3,))
-    weight_decay: float = setting(0.01, "AdamW weight decay", (3,))
-    max_steps: int = setting(200, "cap on training steps, shared among the epochs (0 = full epochs)", (3,))
-    save_every: int = setting(100, "save a checkpoint every N steps (0 = epoch ends only)", (3,))
-    keep_checkpoints: int = setting(3, "how many checkpoints to keep per run", (3,))
-    profile: str = setting("auto", "training profile: laptop, full, or auto (laptop without GPU)", (3,))
-    train_top_blocks: int = setting(2, "laptop profile: top transformer blocks that learn", (3,))
-    time_budget: str = setting("", "stop training after this long, e.g. 5m (step 3 saves a checkpoint, step 6 "
-                               "its model)", (3, 6))
+    epochs: int = setting(1, "passages sur les livres d'entraînement", (3,))
+    batch_size: int = setting(4, "exemples par pas", (3,))
+    learning_rate: float = setting(5e-5, "taux d'apprentissage maximal d'AdamW", (3,))
+    warmup_ratio: float = setting(0.1, "part des pas passée à faire monter le taux (échauffement)", (3,))
+    weight_decay: float = setting(0.01, "décroissance des poids (weight decay) d'AdamW", (3,))
+    max_steps: int = setting(200, "nombre maximal de pas, partagés entre les époques (0 : époques complètes)", (3,))
+    save_every: int = setting(100, "un point de sauvegarde tous les N pas (0 : en fin d'époque seulement)", (3,))
+    keep_checkpoints: int = setting(3, "points de sauvegarde gardés par entraînement", (3,))
+    profile: str = setting("auto", "profil d'entraînement : laptop, full, ou auto (laptop sans GPU)", (3,))
+    train_top_blocks: int = setting(2, "profil laptop : nombre de blocs du haut qui apprennent", (3,))
+    time_budget: str = setting("", "arrêter l'entraînement après cette durée, p. ex. 5m (l'étape 3 enregistre "
+                               "un point de sauvegarde, l'étape 6 son modèle)", (3, 6))
 
     # -- steps 4, 5 and 6: sampling (the one source of the sampling defaults) -------------------------
-    max_new_tokens: int = setting(60, "tokens generated per text", (4, 5))
-    temperature: float = setting(0.9, "sampling temperature", (4, 5, 6))
-    top_k: int = setting(50, "sample among the k likeliest tokens (0 = off)", (4, 5, 6))
-    top_p: float = setting(0.95, "sample within this probability mass (1.0 = off)", (4, 5, 6))
+    max_new_tokens: int = setting(60, "jetons écrits par texte", (4, 5))
+    temperature: float = setting(0.9, "température d'échantillonnage", (4, 5, 6))
+    top_k: int = setting(50, "tirer parmi les k jetons les plus probables (0 : désactivé)", (4, 5, 6))
+    top_p: float = setting(0.95, "tirer dans cette masse de probabilité (1.0 : désactivé)", (4, 5, 6))
 
     # -- step 6: a miniature GPT from scratch -----------------------------------------------------------------
-    mini_tokens: str = setting("char", "char or word tokens for the from-scratch model", (6,))
-    mini_vocab_size: int = setting(10_000, "word vocabulary size ([UNK] for the rest)", (6,))
-    mini_seq_len: int = setting(64, "tokens the from-scratch model sees at once", (6,))
-    mini_embed_dim: int = setting(128, "embedding width", (6,))
-    mini_heads: int = setting(4, "attention heads per block", (6,))
-    mini_layers: int = setting(4, "transformer blocks", (6,))
-    mini_ff_dim: int = setting(512, "feed-forward width", (6,))
-    mini_dropout: float = setting(0.0, "dropout rate", (6,))
-    mini_epochs: int = setting(10, "training epochs (the learning rate decays over all their steps)", (6,))
-    mini_batch_size: int = setting(12, "windows per step", (6,))
-    mini_learning_rate: float = setting(1e-3, "peak learning rate of AdamW (warm-up, then cosine decay)", (6,))
-    mini_warmup_steps: int = setting(100, "steps of learning-rate warm-up", (6,))
-    mini_steps_per_epoch: int = setting(200, "steps per epoch (0 = whole corpus)", (6,))
+    mini_tokens: str = setting("char", "jetons char (caractères) ou word (mots) du modèle fait main", (6,))
+    mini_vocab_size: int = setting(10_000, "taille du vocabulaire de mots ([UNK] pour les autres)", (6,))
+    mini_seq_len: int = setting(64, "jetons que le modèle fait main voit à la fois", (6,))
+    mini_embed_dim: int = setting(128, "largeur des plongements", (6,))
+    mini_heads: int = setting(4, "têtes d'attention par bloc", (6,))
+    mini_layers: int = setting(4, "blocs transformer", (6,))
+    mini_ff_dim: int = setting(512, "largeur de la couche feed-forward", (6,))
+    mini_dropout: float = setting(0.0, "taux de dropout", (6,))
+    mini_epochs: int = setting(10, "époques d'entraînement (le taux décroît sur l'ensemble de leurs pas)", (6,))
+    mini_batch_size: int = setting(12, "fenêtres par pas", (6,))
+    mini_learning_rate: float = setting(
+        1e-3, "taux d'apprentissage maximal d'AdamW (échauffement, puis décroissance en cosinus)", (6,))
+    mini_warmup_steps: int = setting(100, "pas d'échauffement du taux d'apprentissage", (6,))
+    mini_steps_per_epoch: int = setting(200, "pas par époque (0 : tout le corpus)", (6,))
 
     # -- derived paths: one definition each -----------------------------------------------------
     @property
@@ -146,6 +153,10 @@ def _env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
+_EXPECTED = {int: "un nombre entier", float: "un nombre (avec un point : 0.5)", tuple: "des nombres séparés par des "
+             "virgules", Path: "un dossier", str: "un texte"}
+
+
 def _parse(value: str, like: object, name: str) -> object:
     """Turn a string from the environment or the command line into the type of the default."""
     try:
@@ -156,8 +167,8 @@ def _parse(value: str, like: object, name: str) -> object:
         return type(like)(value)
     except ValueError:
         raise SystemExit(
-            f"error: setting {name} expects a {type(like).__name__}, got {value!r}. "
-            f"Fix the flag --{name.replace('_', '-')} or the variable {_env_name(name)}."
+            f"erreur : le réglage {name} attend {_EXPECTED.get(type(like), 'une valeur')}, reçu « {value} ».\n"
+            f"  -> Corrigez l'option --{name.replace('_', '-')} ou la variable {_env_name(name)}."
         ) from None
 
 
@@ -169,14 +180,14 @@ def settings(steps: Iterable[int] | None = None) -> list[dataclasses.Field]:
 
 def add_arguments(parser: argparse.ArgumentParser, steps: Iterable[int] | None = None) -> argparse.ArgumentParser:
     """Add one `--flag` per setting read by `steps` (all by default); the help shows the environment variable."""
-    group = parser.add_argument_group("settings (flag, or environment variable)")
+    group = parser.add_argument_group("réglages (une option, ou la variable d'environnement)")
     for f in settings(steps):
         group.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
             default=None,
             metavar=_env_name(f.name),
-            help=f"{f.metadata.get('help', '')} (default: {_display(f.default)})",
+            help=f"{f.metadata.get('help', '')} (par défaut : {_display(f.default)})",
         )
     return parser
 
@@ -194,14 +205,59 @@ def from_namespace(namespace: argparse.Namespace | None = None, environ: dict | 
     return Config(**values)
 
 
+STEP_TITLES = {
+    1: "Étape 1 : transformer cinq romans de George Sand (Projet Gutenberg) en un jeu de phrases françaises.",
+    2: "Étape 2 : découper les phrases en jetons, les unités que lit GPT-2, et les ranger en blocs d'entraînement.",
+    3: "Étape 3 : affiner GPT-2 sur George Sand avec model.fit de Keras, en enregistrant des points de sauvegarde.",
+    4: "Étape 4 : faire écrire le modèle affiné, à partir de débuts de textes de votre choix.",
+    5: "Étape 5 : servir le modèle dans une page web (un formulaire à /generate) et une API JSON, avec Flask.",
+    6: "Étape 6 : construire un GPT miniature de zéro avec Keras, et l'entraîner sur George Sand.",
+}
+
+# argparse's own messages (Python 3.10-3.13), as participants should read them.
+_ARGPARSE_MESSAGES = [
+    (r"unrecognized arguments: (.*)", r"option inconnue de cette étape : \1"),
+    (r"argument (\S+): invalid choice: (.*) \(choose from (.*)\)", r"\1 : choix inconnu \2 (au choix : \3)"),
+    (r"argument (\S+): expected one argument", r"l'option \1 attend une valeur"),
+    (r"argument (\S+): invalid (\w+) value: (.*)", r"\1 : valeur invalide \3"),
+    (r"argument (\S+): ignored explicit argument (.*)", r"l'option \1 ne prend pas de valeur (reçu \2)"),
+    (r"ambiguous option: (\S+) could match (.*)", r"option ambiguë : \1 peut désigner \2"),
+    (r"the following arguments are required: (.*)", r"il manque : \1"),
+]
+
+
+class _FrenchHelp(argparse.HelpFormatter):
+    def add_usage(self, usage, actions, groups, prefix=None):
+        super().add_usage(usage, actions, groups, "usage : " if prefix is None else prefix)
+
+
+class FrenchArgumentParser(argparse.ArgumentParser):
+    """argparse as the participants read it: the help's headings and the command-line errors in French, each
+    error followed by the command that lists the step's options (rather than the whole usage line)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, add_help=False, formatter_class=_FrenchHelp, **kwargs)
+        self._optionals.title = "options"
+        self._positionals.title = "arguments"
+        self.add_argument("-h", "--help", action="help", default=argparse.SUPPRESS, help="affiche cette aide")
+
+    def error(self, message: str):
+        for pattern, french in _ARGPARSE_MESSAGES:
+            if re.fullmatch(pattern, message):
+                message = re.sub(pattern, french, message)
+                break
+        command = self.prog if self.prog.startswith("python ") else f"python {sys.argv[0]}"  # as it was typed
+        self.exit(2, f"erreur : {message}\n  -> Les options de cette commande : {command} --help\n")
+
+
 def parse_args(doc: str, argv: Sequence[str] | None = None, step: int | None = None,
                extra: Callable[[argparse.ArgumentParser], None] | None = None) -> tuple[Config, argparse.Namespace]:
     """The command line of a workshop step: the settings it reads, plus `extra(parser)`'s own flags.
 
-    `doc` is the script's docstring (its first line describes the command). Settings a step does not read keep
-    their environment value or default.
+    `doc` is the script's docstring (its first line describes the command, for scripts that are not a step).
+    Settings a step does not read keep their environment value or default.
     """
-    parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    parser = FrenchArgumentParser(description=STEP_TITLES.get(step, doc.strip().splitlines()[0]))
     if extra is not None:
         extra(parser)
     add_arguments(parser, None if step is None else (step,))
@@ -213,7 +269,7 @@ def _display(value: object) -> str:
     if isinstance(value, tuple):
         return ",".join(str(v) for v in value)
     if isinstance(value, Path) and value == PACKAGE_DIR:
-        return "the aurore/ folder"
+        return "le dossier aurore/"
     return str(value) if value != "" else '""'
 
 

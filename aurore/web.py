@@ -95,16 +95,20 @@ def setup(app: Flask, models: Models) -> Flask:
 
 
 def add_server_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: every interface, "
-                        "as in Docker; default: this machine only)")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--threads", type=int, default=8, help="web threads (generation itself uses one worker)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds before a waiting request gets a 503")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="interface d'écoute (0.0.0.0 : toutes, comme dans Docker ; par défaut : cette machine "
+                             "seulement)")
+    parser.add_argument("--port", type=int, default=8080, help="port de la page (par défaut : 8080)")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="fils d'exécution web (la génération a son propre fil)")
+    parser.add_argument("--timeout", type=float, default=60.0,
+                        help="secondes avant qu'une requête en attente reçoive une erreur 503")
     parser.add_argument("--engine", choices=["compiled", "eager"], default="compiled",
-                        help="compiled: XLA decoding, ~10x faster, compiled at start-up; eager: the pipeline")
+                        help="compiled : décodage XLA, ~10 fois plus rapide, compilé au démarrage ; "
+                             "eager : le pipeline")
     parser.add_argument("--no-base", dest="base", action="store_false",
-                        help="do not load the base model beside the fine-tuned one (saves its memory; no "
-                             "base column on the compare page)")
+                        help="ne pas charger le modèle de base à côté du modèle affiné (économise sa "
+                             "mémoire ; pas de colonne « base » dans Comparer)")
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
