@@ -128,6 +128,16 @@ def test_a_browser_fills_the_form_and_sees_the_texts_grow(server, phone):
     accessible(page, "generate")
 
 
+def test_the_footer_names_the_model_chosen_in_the_select(server, phone):
+    page = phone
+    page.goto(server + "/generate")
+    options = page.locator("#model option")
+    assert options.count() >= 2  # fine-tuned, base and mini-GPT are served
+    other = next(i for i in range(options.count()) if options.nth(i).get_attribute("value") != page.input_value("#model"))
+    page.select_option("#model", options.nth(other).get_attribute("value"))
+    assert page.inner_text("#model-label") == options.nth(other).inner_text()
+
+
 def test_compare_shows_one_column_per_model(server, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 900})  # a desktop: columns side by side
     page.goto(server + "/comparer")

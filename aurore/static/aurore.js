@@ -171,7 +171,15 @@ function explainPage(form) {
   });
 }
 
+// The footer names the model the form will ask: it follows the select, not only the last answer.
+function footerFollowsModel() {
+  const model = document.getElementById("model");
+  const label = document.getElementById("model-label");
+  if (model && label) model.addEventListener("change", () => { label.textContent = model.selectedOptions[0].text; });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  footerFollowsModel();
   const generate = document.querySelector("form[data-stream=generate]");
   if (generate) streamingForm(generate, writePage);
   const compare = document.querySelector("form[data-stream=compare]");
