@@ -144,8 +144,9 @@ def _whole_vocabulary(found: Candidates, top_k, top_p, seeds, step) -> tf.Tensor
 
     Finding top-p's cut-off over 50,257 logits without a sort takes a 33-pass bisection (~8 ms for 8 rows); a
     rejection draw needs one pass: draw from the top-k-filtered distribution (`_inverse_cdf`), keep the token if
-    the likelier tokens weigh less than top_p (it is then in top-p's set), else draw again. Accepted draws follow the top-p
-    distribution exactly; a row still refused after ATTEMPTS draws takes the exact search, which does too.
+    the likelier tokens weigh less than top_p (it is then in top-p's set), else draw again. Accepted draws follow
+    the top-p distribution exactly; a row still refused after ATTEMPTS draws takes the exact search, which does too.
+    Each draw has its own random numbers (the attempt number shifts the row's seed).
     """
     top_k, top_p = _per_row(top_k), _per_row(top_p)
     filtered = _top_k_filtered(found.scaled, found, top_k)
@@ -153,7 +154,7 @@ def _whole_vocabulary(found: Candidates, top_k, top_p, seeds, step) -> tf.Tensor
     draw_from = _inverse_cdf(probs)
 
     def draw(n, tokens, accepted):
-        drawn = draw_from(_uniform(seeds + n * 0x5BD1E995, step, tf.zeros([1], tf.int32))[:, 0])
+        drawn = draw_from(_uniform(_attempt(seeds, n), step, tf.zeros([1], tf.int32))[:, 0])
         value = tf.gather(filtered, drawn[:, None], batch_dims=1)
         likelier = tf.reduce_sum(tf.where(filtered > value, probs, 0.0), axis=-1, keepdims=True)
         accept = ((likelier < top_p) | (top_p >= 1.0))[:, 0]
@@ -165,10 +166,15 @@ def _whole_vocabulary(found: Candidates, top_k, top_p, seeds, step) -> tf.Tensor
 
     def exact():
         warped = _warp(found, top_k, top_p)
-        noise = gumbel_noise(seeds + (ATTEMPTS + 1) * 0x5BD1E995, step, tf.range(probs.shape[-1]))
+        noise = gumbel_noise(_attempt(seeds, tf.constant(ATTEMPTS + 1)), step, tf.range(probs.shape[-1]))
         return tf.argmax(warped + noise, axis=-1, output_type=tf.int32)
 
     return tf.cond(tf.reduce_all(accepted), lambda: tokens, lambda: tf.where(accepted, tokens, exact()))
+
+
+def _attempt(seeds: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
+    """The seeds of the n-th draw (int32 arithmetic wraps around; the hash in `_uniform` mixes the bits)."""
+    return seeds + n * 0x5BD1E995
 
 
 BLOCK = 256  # tokens per block of the inverse-CDF draw: 197 blocks of 256 for GPT-2's vocabulary
