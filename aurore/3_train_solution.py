@@ -20,6 +20,7 @@ from aurore import hub, training
 from aurore.checkpoints import Run, optimizer_step
 from aurore.config import Config, parse_args
 from aurore.errors import friendly_errors, require_output
+from aurore.french import format_decimal
 
 
 def load_blocks(config: Config) -> DatasetDict:
@@ -174,10 +175,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     with training.interruptible(saver):  # Ctrl-C: a checkpoint, then how to continue
         before = perplexity(model, test_data)  # when resuming: at the checkpoint, not the base model
-        print(f"Perplexité sur La Mare au diable avant l'entraînement : {before:.2f}")
+        print(f"Perplexité sur La Mare au diable avant l'entraînement : {format_decimal(before, 2)}")
         history = train(model, train_data.repeat(), test_data, plan, [saver, *run.callbacks(plan)])
         after = perplexity(model, test_data)
-        print(f"Perplexité sur La Mare au diable : {before:.2f} avant, {after:.2f} après l'entraînement")
+        print(f"Perplexité sur La Mare au diable : {format_decimal(before, 2)} avant, {format_decimal(after, 2)} après "
+              "l'entraînement")
         metrics = training.save_final(run, model, saver.tokenizer, history, (before, after))
     if flags.push_to_hub:
         print(f"Envoyé : {hub.push_to_hub(config.finetuned_dir, flags.push_to_hub)}")

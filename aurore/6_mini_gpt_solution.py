@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from aurore import callbacks, minigpt, plots
 from aurore.config import Config, parse_args
-from aurore.french import format_count
+from aurore.french import format_count, format_decimal
 from aurore.errors import friendly_errors
 
 layers = tf.keras.layers  # tf.keras is Keras 2 (tf_keras) here, like the Hugging Face models
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     characters = len("\n\n".join(validation_texts))
     bpc = minigpt.bits_per_character(model, validation_ids, characters, config.mini_seq_len)
-    print(f"Validation : {bpc:.3f} bits par caractère (la perte affichée par Keras est en nats par jeton : "
+    print(f"Validation : {format_decimal(bpc, 3)} bits par caractère (la perte affichée par Keras est en nats par jeton : "
           "divisez-la par ln 2 ≈ 0,693 pour des bits)")
     epochs = [{"epoch": e + 1, "step": step, "loss": history.history["loss"][e],
                "val_loss": history.history["val_loss"][e]} for e, step in zip(history.epoch, steps.epoch_ends)]

@@ -36,11 +36,12 @@ def _download_model(args: argparse.Namespace) -> int:
 
 def _perplexity(args: argparse.Namespace) -> int:
     from aurore.evaluation import evaluate_perplexity
+    from aurore.french import format_decimal
     from aurore.generation import choose_model
 
     config = settings.from_namespace(args)
     name = args.model or choose_model(config).folder
-    print(f"Perplexité de {name} sur La Mare au diable : {evaluate_perplexity(name, config):.2f}")
+    print(f"Perplexité de {name} sur La Mare au diable : {format_decimal(evaluate_perplexity(name, config), 2)}")
     return 0
 
 

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from aurore.checkpoints import optimizer_step
 from aurore.errors import AuroreError
+from aurore.french import format_decimal
 
 
 class StepHistory(tf.keras.callbacks.Callback):
@@ -76,7 +77,7 @@ class Projection(tf.keras.callbacks.Callback):
             self.seconds_per_step = (self.times[-1] - self.times[0]) / self.measure
             done = optimizer_step(self.model)
             remaining = (self.total_steps - done) * self.seconds_per_step
-            print(f"\n  {self.seconds_per_step:.2f} s par pas : encore environ {format_duration(remaining)} pour "
+            print(f"\n  {format_decimal(self.seconds_per_step, 2)} s par pas : encore environ {format_duration(remaining)} pour "
                   f"{self.total_steps - done} pas")
             if self.budget and remaining > self.budget:
                 fits = done + int(self.budget / self.seconds_per_step)

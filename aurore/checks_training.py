@@ -11,6 +11,7 @@ from typing import Iterator
 from aurore import fixtures
 from aurore.checks_base import Check, expect
 from aurore.config import Config
+from aurore.french import format_decimal
 from aurore.exercises import load_script, script_for
 
 
@@ -111,7 +112,7 @@ def _check_perplexity(module: ModuleType, tmp: Path) -> None:
     expected = math.exp(model.evaluate(test, verbose=0))
     got = module.perplexity(model, test)
     expect(isinstance(got, float) and abs(got - expected) < 1e-3 * expected,
-           f"attendu exp(perte moyenne) = {expected:.2f}, obtenu {got!r}")
+           f"attendu exp(perte moyenne) = {format_decimal(expected, 2)}, obtenu {got!r}")
 
 
 # -- step 6 ---------------------------------------------------------------------------------------------------

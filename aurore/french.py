@@ -31,6 +31,11 @@ def format_count(number: float) -> str:
     return f"{round(number):,}".replace(",", "\u00a0")
 
 
+def format_decimal(value: float, digits: int) -> str:
+    """A decimal number as French writes it: 2.3204 -> '2,320' (digits=3)."""
+    return f"{value:.{digits}f}".replace(".", ",")
+
+
 def install_punkt(nltk_dir: Path, language: str = "french") -> Path:
     """Write NLTK's punkt tables for `language` under `nltk_dir` (once) and put `nltk_dir` on NLTK's path."""
     import nltk

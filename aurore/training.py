@@ -18,7 +18,7 @@ from typing import Iterator
 
 import tensorflow as tf
 
-from aurore.french import format_count
+from aurore.french import format_count, format_decimal
 from aurore import callbacks, hub, plots
 from aurore.checkpoints import Run, latest_run, read_state, restore_optimizer
 from aurore.atomic import publish, staging_dir
@@ -97,7 +97,7 @@ class TrainingRun:
         print(f"Profil {self.profile.name} : {what} ; blocs de {self.block_size} jetons ; XLA "
               f"{'oui' if self.jit_compile else 'non'}\n  {format_count(trainable)} paramètres entraînés "
               f"sur {format_count(total)} "
-              f"({100 * trainable / total:.1f} %)")
+              f"({format_decimal(100 * trainable / total, 1)} %)")
 
     def plan(self, batches_per_epoch: int) -> Plan:
         """--max-steps caps the run; its steps are then shared among --epochs parts, each ending with a validation."""

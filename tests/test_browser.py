@@ -183,6 +183,6 @@ def test_the_why_chart_follows_the_sliders_and_a_click_continues_the_prompt(serv
 def test_my_model_shows_what_step_3_measured_with_the_curve(server, phone):
     page = phone
     page.goto(server + "/mon-modele")
-    assert "812.50" in page.inner_text("#perplexity") and "96.25" in page.inner_text("#perplexity")
+    assert "812,50" in page.inner_text("#perplexity") and "96,25" in page.inner_text("#perplexity")
     page.wait_for_function("document.getElementById('loss').naturalWidth > 100")
     accessible(page, "mon-modele")

@@ -381,7 +381,7 @@ def test_mon_modele_shows_what_step3_measured_or_says_to_run_it(service, tmp_pat
     (folder / "README.md").write_text(training.model_card("benjamin/gpt2-wechsel-french", metrics), encoding="utf-8")
     plots.plot_losses(steps, epochs, folder / "loss.png")
     page = client.get("/mon-modele")
-    assert page.status_code == 200 and "123.46" in page.text and "78.90" in page.text
+    assert page.status_code == 200 and "123,46" in page.text and "78,90" in page.text  # French decimals
     assert "<th scope=\"row\"><code>--learning-rate</code></th><td>5e-05</td>" in page.text and 'id="loss"' in page.text
     assert "--time-budget" not in page.text  # a setting left empty is not shown
     assert "GPT-2 fine-tuned on George Sand" in page.text and "base_model:" not in page.text  # card, front matter cut
