@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import os
 import re
 import sys
@@ -26,10 +27,20 @@ HUB_BASE_MODEL = "benjamin/gpt2-wechsel-french"
 ALL_STEPS = (1, 2, 3, 4, 5, 6)
 
 
-def setting(default, help: str, steps: tuple[int, ...]):
+def setting(default, help: str, steps: tuple[int, ...], valid: tuple[Callable, str] | None = None):
     """A Config field: its default, its help line (French: participants read it in `--help`; the README has the
-    English table), and the steps whose command line offers it."""
-    return field(default=default, metadata={"help": help, "steps": steps})
+    English table), the steps whose command line offers it, and what a given value must satisfy (a test, and
+    what it asks for in French)."""
+    return field(default=default, metadata={"help": help, "steps": steps, "valid": valid})
+
+
+# What a value must be: a test, and the words of the error ("le réglage … doit être …").
+POSITIVE = (lambda value: value > 0, "strictement positif")
+NOT_NEGATIVE = (lambda value: value >= 0, "positif ou nul")
+A_SHARE = (lambda value: 0 <= value <= 1, "entre 0 et 1")
+A_MASS = (lambda value: 0 < value <= 1, "plus grand que 0 et au plus 1")
+A_RATE = (lambda value: 0 <= value < 1, "au moins 0 et plus petit que 1")
+IN_CONTEXT = (lambda value: 2 <= value <= 1024, "entre 2 et 1024 (le contexte de GPT-2)")
 
 
 @dataclass
@@ -41,54 +52,58 @@ class Config:
     base_model: str = setting(HUB_BASE_MODEL, "identifiant sur le Hub, ou dossier local, du GPT-2 de départ",
                               (2, 3, 4, 5))
     seed: int = setting(42, "graine aléatoire : mélange, initialisation, échantillonnage",
-                        (1, 3, 4, 5, 6))
+                        (1, 3, 4, 5, 6), NOT_NEGATIVE)
 
     # -- step 1: the books --------------------------------------------------------------------------
     train_books: tuple[int, ...] = setting((39738, 34204, 13380, 37989),
                                            "numéros Gutenberg des livres d'entraînement", (1,))
     test_books: tuple[int, ...] = setting((23582,), "numéros Gutenberg des livres gardés pour la validation", (1,))
-    download_timeout: float = setting(15.0, "secondes avant d'abandonner un téléchargement", (1,))
-    min_words: int = setting(3, "les phrases de moins de mots sont écartées", (1,))
+    download_timeout: float = setting(15.0, "secondes avant d'abandonner un téléchargement", (1,), POSITIVE)
+    min_words: int = setting(3, "les phrases de moins de mots sont écartées", (1,), NOT_NEGATIVE)
 
     # -- step 2: tokenization -----------------------------------------------------------------------
-    block_size: int = setting(128, "jetons par exemple d'entraînement", (2, 3))
-    tokenizer_vocab_size: int = setting(52_000, "vocabulaire du tokenizer bonus", (2,))
+    block_size: int = setting(128, "jetons par exemple d'entraînement", (2, 3), IN_CONTEXT)
+    tokenizer_vocab_size: int = setting(52_000, "vocabulaire du tokenizer bonus", (2,), POSITIVE)
 
     # -- step 3: training ---------------------------------------------------------------------------
-    epochs: int = setting(1, "passages sur les livres d'entraînement", (3,))
-    batch_size: int = setting(4, "exemples par pas", (3,))
-    learning_rate: float = setting(5e-5, "taux d'apprentissage maximal d'AdamW", (3,))
-    warmup_ratio: float = setting(0.1, "part des pas passée à faire monter le taux (échauffement)", (3,))
-    weight_decay: float = setting(0.01, "décroissance des poids (weight decay) d'AdamW", (3,))
-    max_steps: int = setting(200, "nombre maximal de pas, partagés entre les époques (0 : époques complètes)", (3,))
-    save_every: int = setting(100, "un point de sauvegarde tous les N pas (0 : en fin d'époque seulement)", (3,))
-    keep_checkpoints: int = setting(3, "points de sauvegarde gardés par entraînement", (3,))
+    epochs: int = setting(1, "passages sur les livres d'entraînement", (3,), POSITIVE)
+    batch_size: int = setting(4, "exemples par pas", (3,), POSITIVE)
+    learning_rate: float = setting(5e-5, "taux d'apprentissage maximal d'AdamW", (3,), POSITIVE)
+    warmup_ratio: float = setting(0.1, "part des pas passée à faire monter le taux (échauffement)", (3,), A_SHARE)
+    weight_decay: float = setting(0.01, "décroissance des poids (weight decay) d'AdamW", (3,), NOT_NEGATIVE)
+    max_steps: int = setting(200, "nombre maximal de pas, partagés entre les époques (0 : époques complètes)", (3,),
+                             NOT_NEGATIVE)
+    save_every: int = setting(100, "un point de sauvegarde tous les N pas (0 : en fin d'époque seulement)", (3,),
+                              NOT_NEGATIVE)
+    keep_checkpoints: int = setting(3, "points de sauvegarde gardés par entraînement", (3,), POSITIVE)
     profile: str = setting("auto", "profil d'entraînement : laptop, full, ou auto (laptop sans GPU)", (3,))
-    train_top_blocks: int = setting(2, "profil laptop : nombre de blocs du haut qui apprennent", (3,))
+    train_top_blocks: int = setting(2, "profil laptop : nombre de blocs du haut qui apprennent", (3,), POSITIVE)
     time_budget: str = setting("", "arrêter l'entraînement après cette durée, p. ex. 5m (l'étape 3 enregistre "
                                "un point de sauvegarde, l'étape 6 son modèle)", (3, 6))
 
     # -- steps 4, 5 and 6: sampling (the one source of the sampling defaults) -------------------------
-    max_new_tokens: int = setting(60, "jetons écrits par texte", (4, 5))
-    temperature: float = setting(0.9, "température d'échantillonnage", (4, 5, 6))
-    top_k: int = setting(50, "tirer parmi les k jetons les plus probables (0 : désactivé)", (4, 5, 6))
-    top_p: float = setting(0.95, "tirer dans cette masse de probabilité (1.0 : désactivé)", (4, 5, 6))
+    max_new_tokens: int = setting(60, "jetons écrits par texte", (4, 5), POSITIVE)
+    temperature: float = setting(0.9, "température d'échantillonnage", (4, 5, 6), POSITIVE)
+    top_k: int = setting(50, "tirer parmi les k jetons les plus probables (0 : désactivé)", (4, 5, 6),
+                         NOT_NEGATIVE)
+    top_p: float = setting(0.95, "tirer dans cette masse de probabilité (1.0 : désactivé)", (4, 5, 6), A_MASS)
 
     # -- step 6: a miniature GPT from scratch -----------------------------------------------------------------
     mini_tokens: str = setting("char", "jetons char (caractères) ou word (mots) du modèle fait main", (6,))
-    mini_vocab_size: int = setting(10_000, "taille du vocabulaire de mots ([UNK] pour les autres)", (6,))
-    mini_seq_len: int = setting(64, "jetons que le modèle fait main voit à la fois", (6,))
-    mini_embed_dim: int = setting(128, "largeur des plongements", (6,))
-    mini_heads: int = setting(4, "têtes d'attention par bloc", (6,))
-    mini_layers: int = setting(4, "blocs transformer", (6,))
-    mini_ff_dim: int = setting(512, "largeur de la couche feed-forward", (6,))
-    mini_dropout: float = setting(0.0, "taux de dropout", (6,))
-    mini_epochs: int = setting(10, "époques d'entraînement (le taux décroît sur l'ensemble de leurs pas)", (6,))
-    mini_batch_size: int = setting(12, "fenêtres par pas", (6,))
+    mini_vocab_size: int = setting(10_000, "taille du vocabulaire de mots ([UNK] pour les autres)", (6,), POSITIVE)
+    mini_seq_len: int = setting(64, "jetons que le modèle fait main voit à la fois", (6,), POSITIVE)
+    mini_embed_dim: int = setting(128, "largeur des plongements", (6,), POSITIVE)
+    mini_heads: int = setting(4, "têtes d'attention par bloc", (6,), POSITIVE)
+    mini_layers: int = setting(4, "blocs transformer", (6,), POSITIVE)
+    mini_ff_dim: int = setting(512, "largeur de la couche feed-forward", (6,), POSITIVE)
+    mini_dropout: float = setting(0.0, "taux de dropout", (6,), A_RATE)
+    mini_epochs: int = setting(10, "époques d'entraînement (le taux décroît sur l'ensemble de leurs pas)", (6,),
+                               POSITIVE)
+    mini_batch_size: int = setting(12, "fenêtres par pas", (6,), POSITIVE)
     mini_learning_rate: float = setting(
-        1e-3, "taux d'apprentissage maximal d'AdamW (échauffement, puis décroissance en cosinus)", (6,))
-    mini_warmup_steps: int = setting(100, "pas d'échauffement du taux d'apprentissage", (6,))
-    mini_steps_per_epoch: int = setting(200, "pas par époque (0 : tout le corpus)", (6,))
+        1e-3, "taux d'apprentissage maximal d'AdamW (échauffement, puis décroissance en cosinus)", (6,), POSITIVE)
+    mini_warmup_steps: int = setting(100, "pas d'échauffement du taux d'apprentissage", (6,), NOT_NEGATIVE)
+    mini_steps_per_epoch: int = setting(200, "pas par époque (0 : tout le corpus)", (6,), NOT_NEGATIVE)
 
     # -- derived paths: one definition each -----------------------------------------------------
     @property
@@ -187,9 +202,15 @@ def add_arguments(parser: argparse.ArgumentParser, steps: Iterable[int] | None =
             dest=f.name,
             default=None,
             metavar=_env_name(f.name),
-            help=f"{f.metadata.get('help', '')} (par défaut : {_display(f.default)})",
+            help=f"{f.metadata.get('help', '')} (par défaut : {_display(f.default)}{_from_environment(f.name)})",
         )
     return parser
+
+
+def _from_environment(name: str) -> str:
+    """What `--help` adds when the setting's variable is set: the value a run would use."""
+    value = os.environ.get(_env_name(name))
+    return f" ; ici {value}, par {_env_name(name)}" if value else ""
 
 
 def from_namespace(namespace: argparse.Namespace | None = None, environ: dict | None = None) -> Config:
@@ -201,8 +222,18 @@ def from_namespace(namespace: argparse.Namespace | None = None, environ: dict | 
         if raw is None:
             raw = environ.get(_env_name(f.name)) or None
         if raw is not None:
-            values[f.name] = _parse(raw, f.default, f.name)
+            values[f.name] = _checked(_parse(raw, f.default, f.name), raw, f)
     return Config(**values)
+
+
+def _checked(value: object, raw: str, f: dataclasses.Field) -> object:
+    """The value, if it is one the setting accepts (e.g. a temperature above 0); else a French error."""
+    valid = f.metadata.get("valid")
+    if valid is not None and not valid[0](value):
+        raise SystemExit(
+            f"erreur : le réglage {f.name} doit être {valid[1]}, reçu « {raw} ».\n"
+            f"  -> Corrigez l'option --{f.name.replace('_', '-')} ou la variable {_env_name(f.name)}.")
+    return value
 
 
 STEP_TITLES = {
@@ -247,7 +278,19 @@ class FrenchArgumentParser(argparse.ArgumentParser):
                 message = re.sub(pattern, french, message)
                 break
         command = self.prog if self.prog.startswith("python ") else f"python {sys.argv[0]}"  # as it was typed
-        self.exit(2, f"erreur : {message}\n  -> Les options de cette commande : {command} --help\n")
+        self.exit(2, f"erreur : {message}{self._suggestion(message)}\n"
+                     f"  -> Les options de cette commande : {command} --help\n")
+
+    def _suggestion(self, message: str) -> str:
+        """For an unknown flag, the step's own flag it most resembles (step 6's --batch-size: --mini-batch-size)."""
+        unknown = re.match(r"option inconnue de cette étape : (--[\w-]+)", message)
+        known = [option for action in self._actions for option in action.option_strings if option.startswith("--")]
+        if not unknown:
+            return ""
+        flag = unknown.group(1)
+        mini = "--mini-" + flag[2:]  # step 6 names its own settings so
+        close = [mini] if mini in known else difflib.get_close_matches(flag, known, n=1, cutoff=0.8)
+        return f" (vouliez-vous dire {close[0]} ?)" if close else ""
 
 
 def parse_args(doc: str, argv: Sequence[str] | None = None, step: int | None = None,

@@ -69,10 +69,17 @@ def _looks_like_a_path(name: str) -> bool:
 def _explain(name: str, error: Exception) -> AuroreError:
     """Turn the many ways a load can fail into one message that says what to do."""
     if _looks_like_a_path(name):
+        folder = Path(name).expanduser()
+        if not folder.is_absolute() and not folder.is_dir():  # e.g. aurore/models/standin, from inside aurore/
+            return AuroreError(
+                f"Le dossier de modèle {name} n'existe pas depuis le dossier courant ({Path.cwd()}).",
+                "Lancez les commandes depuis la racine du dépôt (le dossier qui contient aurore/), ou donnez un chemin "
+                "absolu : depuis la racine, `export AURORE_BASE_MODEL=$PWD/aurore/models/standin`.",
+            )
         return AuroreError(
             f"Le dossier de modèle {name} n'existe pas (ou ne contient pas de modèle).",
             "Donnez à AURORE_BASE_MODEL un dossier écrit par `save_pretrained`, ou construisez le modèle de secours "
-            f"hors ligne : `{STANDIN_COMMAND}` puis AURORE_BASE_MODEL=aurore/models/standin.",
+            f"hors ligne : `{STANDIN_COMMAND}` puis AURORE_BASE_MODEL=$PWD/aurore/models/standin.",
         )
     if not hub_reachable():
         return AuroreError(

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,38 @@ def test_command_line_mistakes_are_explained_in_french_with_the_help_command(arg
     assert stopped.value.code == 2
     error = capsys.readouterr().err
     assert error.startswith(f"erreur : {message}\n") and "--help" in error.splitlines()[1]
+
+
+@pytest.mark.parametrize("variable,value,rule", [
+    ("AURORE_TEMPERATURE", "0", "strictement positif"), ("AURORE_TOP_K", "-3", "positif ou nul"),
+    ("AURORE_TOP_P", "1.5", "plus grand que 0 et au plus 1"), ("AURORE_MAX_NEW_TOKENS", "0", "strictement positif"),
+    ("AURORE_BATCH_SIZE", "0", "strictement positif"), ("AURORE_MAX_STEPS", "-5", "positif ou nul"),
+    ("AURORE_BLOCK_SIZE", "5000", "entre 2 et 1024 (le contexte de GPT-2)"),
+    ("AURORE_MINI_DROPOUT", "1", "au moins 0 et plus petit que 1"),
+])
+def test_a_value_out_of_range_is_refused_before_the_step_runs(variable, value, rule):
+    """A temperature of 0 or a batch of 0 would end in a library's traceback deep inside the step."""
+    flag = "--" + variable.removeprefix("AURORE_").lower().replace("_", "-")
+    with pytest.raises(SystemExit, match=f"(?s)doit être {re.escape(rule)}, reçu « {value} ».*{flag} ou la variable "
+                                         f"{variable}"):
+        settings.from_namespace(None, environ={variable: value})
+    assert settings.from_namespace(None, environ={}) == settings.Config()  # the defaults pass their own rules
+
+
+@pytest.mark.parametrize("flag,suggested", [("--batch-size", "--mini-batch-size"), ("--temprature", "--temperature"),
+                                            ("--max-new-tokens", None)])
+def test_an_unknown_flag_suggests_the_steps_own_flag(flag, suggested, capsys):
+    with pytest.raises(SystemExit):
+        settings.parse_args("Step 6.", [flag, "8"], step=6)
+    error = capsys.readouterr().err.splitlines()[0]
+    assert error.endswith(f"(vouliez-vous dire {suggested} ?)") if suggested else "vouliez-vous" not in error
+
+
+def test_help_shows_the_value_a_variable_sets(capsys, monkeypatch):
+    monkeypatch.setenv("AURORE_TEMPERATURE", "0.7")
+    with pytest.raises(SystemExit):
+        settings.parse_args("Step 4.", ["--help"], step=4)
+    assert "(par défaut : 0.9 ; ici 0.7, par AURORE_TEMPERATURE)" in " ".join(capsys.readouterr().out.split())
 
 
 def test_a_steps_help_is_in_french(capsys):

@@ -73,6 +73,14 @@ def test_a_missing_local_folder_is_named(tmp_path):
         hub.load_causal_lm(str(tmp_path / "nowhere"), Config(workdir=tmp_path))
 
 
+def test_a_relative_model_folder_run_from_elsewhere_says_where_to_run_from(tmp_path, monkeypatch):
+    """The guide's AURORE_BASE_MODEL=aurore/models/standin, with the command typed inside aurore/."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AuroreError, match="n'existe pas depuis le dossier courant") as error:
+        hub.load_causal_lm("aurore/models/standin", Config(workdir=tmp_path))
+    assert "racine du dépôt" in error.value.fix and "$PWD/aurore/models/standin" in error.value.fix
+
+
 def test_hub_style_files_have_pytorchs_shapes(tmp_path):
     """The stand-in is written like the hub's file: PyTorch's shapes (Conv1D biases are vectors), not TF's."""
     from safetensors.numpy import load_file
