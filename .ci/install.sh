@@ -10,7 +10,7 @@ requirements=${2:-requirements.txt}
 root=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3}
 
-"$python" - <<'PY' || { echo "error: Python 3.10-3.12 is needed (TensorFlow 2.21 has no wheel for this one); install python3.11 and set PYTHON=python3.11" >&2; exit 1; }
+"$python" - <<'PY' || { echo "erreur : il faut Python 3.10 à 3.12 (TensorFlow 2.21 n'existe pas pour celui-ci) ; installez python3.11 puis relancez avec PYTHON=python3.11 make setup" >&2; exit 1; }
 import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 12) else 1)
 PY
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
@@ -20,4 +20,4 @@ if [ "${INSTALL_PROJECT:-1}" != 0 ]; then
   rm -f "$site/aurore-repo.pth"  # what earlier versions of this script wrote instead
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$root"
 fi
-echo "ready: $venv ($("$venv/bin/python" --version), requirements from $requirements)"
+echo "installé : $venv ($("$venv/bin/python" --version), paquets de $requirements)"

@@ -10,7 +10,7 @@ from aurore.errors import friendly_errors
 
 
 def _config(args: argparse.Namespace) -> int:
-    print("Settings in effect (flag, environment variable, or default):")
+    print("Réglages en vigueur (option, variable d'environnement, ou valeur par défaut) :")
     print(settings.describe(settings.from_namespace(args)))
     return 0
 

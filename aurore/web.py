@@ -193,8 +193,12 @@ def _gpt2_service(folder: str, config: Config, flags: argparse.Namespace) -> Gen
 def serve(app: Flask, listener: socket.socket, flags: argparse.Namespace) -> None:
     """waitress, a production WSGI server (never Flask's debug server, which runs code sent by a browser), on the
     port `reserve_port` took."""
+    import logging
+
     from waitress import serve as waitress_serve
 
+    # "Task queue depth is 1" each time requests wait for a thread: expected while texts are written, not a fault.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     print(f"Page prête : http://{'127.0.0.1' if flags.host == '0.0.0.0' else flags.host}:{flags.port}/generate "
           "(Ctrl-C pour arrêter)")
     waitress_serve(app, sockets=[listener], threads=flags.threads)
