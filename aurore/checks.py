@@ -52,8 +52,8 @@ def _check_split(module: ModuleType, tmp: Path) -> None:
     try:
         got = module.split_sentences(text)
     except LookupError:
-        raise CheckFailed('NLTK ne connaît pas cette langue : elle s\'écrit en anglais, en toutes lettres ("french")') \
-            from None
+        raise CheckFailed("NLTK n'a pas de tables pour la langue demandée : donnez-lui la langue, en anglais et en "
+                          'toutes lettres (language="french") ; sans elle, il prend l\'anglais') from None
     expected = ["« Viens-tu ? » dit-il.", "M. Dupont arriva.", "Elle se tut."]
     expect(got == expected, f"attendu {expected}, obtenu {got}")
 

@@ -51,6 +51,19 @@ def test_a_file_with_one_exercise_done_passes_exactly_that_one(step, tmp_path, c
         assert results == {c.number: c.number == done.number for c in CHECKS[step]}
 
 
+def test_sent_tokenize_without_a_language_gets_a_hint_about_the_language(tmp_path, capsys):
+    """NLTK then looks for its English tables: the hint says to give language="french", not that French is unknown."""
+    solution = next(p for p in SOLUTIONS if p.name.startswith("1_"))
+    attempt = tmp_path / "1_attempt.py"
+    text = solution.read_text(encoding="utf-8")
+    assert 'nltk.sent_tokenize(paragraph, language="french")' in text
+    attempt.write_text(text.replace('nltk.sent_tokenize(paragraph, language="french")', "nltk.sent_tokenize(paragraph)"),
+                       encoding="utf-8")
+    results = grade(attempt, 1)
+    assert results["1.3"] is False and all(passed for number, passed in results.items() if number != "1.3")
+    assert 'language="french") ; sans elle, il prend l\'anglais' in capsys.readouterr().out
+
+
 def test_running_an_unfinished_exercise_gives_a_friendly_message(tmp_path):
     result = run_script(["aurore/1_prepare_dataset.py"], {"AURORE_WORKDIR": str(tmp_path)})
     assert result.returncode == 1 and "Traceback" not in result.stderr
