@@ -110,7 +110,8 @@ def build_dataset(train: dict[int, list[str]], test: dict[int, list[str]]) -> Da
 def report(dataset: DatasetDict, seed: int) -> None:
     for split, data in dataset.items():
         words = sum(len(text.split()) for text in data["text"])
-        print(f"{split:5} : {data.num_rows:6,} phrases, {words:8,} mots, livres {sorted(set(data['book_id']))}")
+        print(f"{split:5} : {french.format_count(data.num_rows):>6} phrases, {french.format_count(words):>7} mots, "
+              f"livres {sorted(set(data['book_id']))}")
     examples = random.Random(seed).sample(dataset["train"]["text"], k=min(3, dataset["train"].num_rows))
     print("\nQuelques phrases d'entraînement :")
     for text in examples:

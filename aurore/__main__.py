@@ -26,11 +26,13 @@ def _build_standin(args: argparse.Namespace) -> int:
 def _download_model(args: argparse.Namespace) -> int:
     """Fill the caches before the workshop: hub files, and the TensorFlow conversion."""
     from aurore import hub
+    from aurore.french import format_count
 
     config = settings.from_namespace(args)
     hub.load_tokenizer(config.base_model)
     model = hub.load_causal_lm(config.base_model, config)
-    print(f"{config.base_model}: {model.num_parameters():,} parameters, cached for offline use.")
+    print(f"{config.base_model} : {format_count(model.num_parameters())} paramètres, gardé en cache pour travailler "
+          "hors ligne.")
     return 0
 
 
