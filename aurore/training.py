@@ -27,7 +27,7 @@ from aurore.errors import AuroreError
 
 # The settings that define a run's schedule: stored with the run, restored by --resume.
 RUN_SETTINGS = ("epochs", "max_steps", "batch_size", "block_size", "learning_rate", "warmup_ratio", "weight_decay",
-                "seed", "profile", "train_top_blocks")
+                "seed", "profile", "train_top_blocks", "save_every", "keep_checkpoints")
 
 
 @dataclass(frozen=True)
@@ -159,12 +159,12 @@ def _resumed(config: Config) -> tuple[Config, Run, Path]:
     checkpoint, saved, defaults = run.latest(), run.settings, Config()
     values = {}
     for name in RUN_SETTINGS:
-        given = getattr(config, name)
-        if given != getattr(defaults, name) and given != saved[name]:
-            print(f"attention : --{name.replace('_', '-')} {given} remplace la valeur de l'essai ({saved[name]})")
+        given, kept = getattr(config, name), saved.get(name, getattr(defaults, name))  # (runs of older versions)
+        if given != getattr(defaults, name) and given != kept:
+            print(f"attention : --{name.replace('_', '-')} {given} remplace la valeur de l'essai ({kept})")
             values[name] = given
         else:
-            values[name] = saved[name]
+            values[name] = kept
     print(f"Reprise de l'essai {run.name} au pas {read_state(checkpoint)['step']} ({checkpoint.name}) : poids, moments "
           "d'AdamW et compteur de pas sont restaurés ; l'époque interrompue recommence à son premier lot.")
     return Config(**{**config.__dict__, **values}), run, checkpoint

@@ -88,6 +88,19 @@ def test_resume_continues_from_the_saved_step(tokenized, tmp_path):
     assert [s["step"] for s in metrics["steps"]] == [7, 8, 9, 10]
 
 
+def test_resume_keeps_the_runs_checkpoint_interval(tokenized, tmp_path):
+    """--save-every 2 given at the start holds after --resume without it (it fell back to the default 100)."""
+    import shutil
+
+    config = tokenized.__class__(workdir=tmp_path, base_model=tokenized.base_model)
+    shutil.copytree(tokenized.tokenized_dir, config.tokenized_dir)
+    own = ["--workdir", str(config.workdir), "--base-model", config.base_model, "--batch-size", "8"]
+    step3.main([*own, "--max-steps", "4", "--save-every", "2"])
+    step3.main([*own, "--max-steps", "8", "--resume"])
+    kept = checkpoints.latest_run(config.checkpoints_dir).checkpoints()
+    assert [checkpoints.read_state(c)["step"] for c in kept] == [4, 6, 8]  # every 2 steps, the last 3 kept
+
+
 class Boom(tf.keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if int(self.model.optimizer.iterations.numpy()) == 7:
