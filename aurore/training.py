@@ -233,7 +233,9 @@ def reblock(blocks, size: int):
 def save_final(training: TrainingRun, model, tokenizer, history, perplexities: tuple[float, float]) -> dict:
     """The folder steps 4 and 5 load: model, tokenizer, generation config, model card, metrics, loss curve.
 
-    Written under a temporary name and renamed when whole; the previous final model is kept as `.previous`.
+    Written under a temporary name and renamed when whole; the previous final model is kept as `.previous`, and a
+    replaced model better than the new one (lower perplexity) as `.best`, which later runs never overwrite with a
+    worse one: a quick test run after a long one loses nothing.
     """
     config, steps = training.config, training.history
     epochs = [{"epoch": epoch + 1, "step": steps.epoch_ends[i], **{k: float(v[i]) for k, v in history.history.items()}}
@@ -242,6 +244,7 @@ def save_final(training: TrainingRun, model, tokenizer, history, perplexities: t
                "resumed_from_step": training.start_step, "steps": steps.steps, "epochs": epochs,
                "settings": {k: getattr(config, k) for k in (*RUN_SETTINGS, "time_budget")}}
     metrics["settings"]["block_size"] = training.block_size  # what it trained on: the laptop profile cuts step 2's
+    replaced = _perplexity_of(config.finetuned_dir)
     staging = staging_dir(config.models_dir, ".final-")
     try:
         model.save_pretrained(str(staging))
@@ -253,9 +256,28 @@ def save_final(training: TrainingRun, model, tokenizer, history, perplexities: t
         previous = publish(staging, config.finetuned_dir, keep_previous=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # interrupted before the rename: nothing half-written stays
+    best = config.finetuned_dir.with_name(config.finetuned_dir.name + ".best")
+    to_beat = min(perplexities[1], _perplexity_of(best) or math.inf)  # the new model's, and the one kept as best
+    better = previous is not None and replaced is not None and replaced < to_beat
+    if better:
+        shutil.rmtree(best, ignore_errors=True)
+        previous = previous.replace(best)
     print(f"Modèle final enregistré dans {config.finetuned_dir}"
           + (f" (le précédent est dans {previous})" if previous else ""))
+    if better:
+        print(f"Attention : le modèle remplacé était meilleur (perplexité {format_decimal(replaced, 2)} contre "
+              f"{format_decimal(perplexities[1], 2)}) : il est gardé dans {previous}, que les essais suivants "
+              f"n'effaceront pas.\n  -> Pour le servir de nouveau : renommez {config.finetuned_dir.name} (ou "
+              f"supprimez-le), puis renommez {previous.name} en {config.finetuned_dir.name}.")
     return metrics
+
+
+def _perplexity_of(folder: Path) -> float | None:
+    """A final model folder's perplexity after training (metrics.json), None when there is none."""
+    try:
+        return float(json.loads((folder / "metrics.json").read_text(encoding="utf-8"))["perplexity_after"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def model_card(base_model: str, metrics: dict) -> str:

@@ -101,6 +101,22 @@ def test_resume_keeps_the_runs_checkpoint_interval(tokenized, tmp_path):
     assert [checkpoints.read_state(c)["step"] for c in kept] == [4, 6, 8]  # every 2 steps, the last 3 kept
 
 
+def test_a_worse_run_never_pushes_out_the_best_final_model(tokenized, tmp_path, capsys):
+    """A long run, then two quick test runs that end worse: the long run's model is kept as .best."""
+    import shutil
+
+    config = tokenized.__class__(workdir=tmp_path, base_model=tokenized.base_model)
+    shutil.copytree(tokenized.tokenized_dir, config.tokenized_dir)
+    good = step3.main(args(config, "--max-steps", "16"))
+    quick = [step3.main(args(config, "--max-steps", "2", "--learning-rate", "1e-9")) for _ in range(2)]
+    assert all(run["perplexity_after"] > good["perplexity_after"] for run in quick)
+    best = config.finetuned_dir.with_name(config.finetuned_dir.name + ".best")
+    assert json.loads((best / "metrics.json").read_text())["run"] == good["run"]
+    assert json.loads((config.finetuned_dir / "metrics.json").read_text())["run"] == quick[-1]["run"]
+    assert "le modèle remplacé était meilleur" in capsys.readouterr().out
+    TFAutoModelForCausalLM.from_pretrained(str(best))
+
+
 class Boom(tf.keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if int(self.model.optimizer.iterations.numpy()) == 7:
