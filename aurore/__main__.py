@@ -63,7 +63,8 @@ def _exercises(args: argparse.Namespace) -> int:
 COMMANDS = {
     "config": (_config, "affiche chaque réglage et sa valeur"),
     "build-standin": (_build_standin, "construit le petit modèle de secours, hors ligne (après l'étape 1)"),
-    "download-model": (_download_model, "télécharge et convertit le modèle de base une fois, pour travailler hors ligne"),
+    "download-model": (_download_model, "télécharge et convertit le modèle de base une fois, pour travailler hors "
+                                        "ligne"),
     "perplexity": (_perplexity, "perplexité sur La Mare au diable d'un dossier de modèle ou d'un identifiant du Hub "
                                 "(par défaut : celui de l'étape 3)"),
     "check": (_check, "vérifie votre fichier d'exercice d'une étape : python -m aurore check 1"),
@@ -89,15 +90,17 @@ def main(argv: list[str] | None = None) -> int:
 
             sub.add_argument("--layers", type=int, help=f"blocs transformer (par défaut : {SHAPE['n_layer']})")
             sub.add_argument("--width", type=int, help=f"largeur des plongements (par défaut : {SHAPE['n_embd']})")
-            sub.add_argument("--vocab", type=int, help=f"taille du vocabulaire BPE (par défaut : {SHAPE['vocab_size']})")
+            sub.add_argument("--vocab", type=int,
+                             help=f"taille du vocabulaire BPE (par défaut : {SHAPE['vocab_size']})")
         if name == "check":
             sub.add_argument("step", type=int, metavar="ÉTAPE", help="le numéro de l'étape")
             sub.add_argument("--solution", action="store_true", help="vérifier plutôt le fichier solution")
         if name == "exercises":
-            sub.add_argument("--check", action="store_true", help="signaler seulement les fichiers d'exercice pas à jour")
+            sub.add_argument("--check", action="store_true",
+                             help="signaler seulement les fichiers d'exercice pas à jour")
         if name == "perplexity":
-            sub.add_argument("model", nargs="?", help="dossier du modèle ou identifiant du Hub (par défaut : le modèle affiné, sinon "
-                                                             "celui de base)")
+            sub.add_argument("model", nargs="?", help="dossier du modèle ou identifiant du Hub (par défaut : le "
+                                                       "modèle affiné, sinon celui de base)")
         if name in COMMAND_STEPS:
             settings.add_arguments(sub, COMMAND_STEPS[name])
     args = parser.parse_args(argv)
