@@ -9,7 +9,8 @@ offline stand-in's shape, `gpt2-124m` GPT-2 small's. Prints, per model:
 - the web app (waitress on loopback, compiled engine): p50/p95 latency and throughput with 1, 4, 8 clients
   (`--batch-window 0` shows what the serving worker's batch window is worth);
 - `--mixed`: 8 clients whose requests differ in temperature, top-k and length (16/32/64 tokens), vs the same settings
-  and vs one client, in a steady state (clients keep sending; new tokens/s and requests/s over 10 s); `--room 30`: 30 clients at once, with the server's time-out (answered or 503, p50/p95);
+  and vs one client, in a steady state (clients keep sending; new tokens/s and requests/s over 10 s);
+  `--room 30`: 30 clients at once, with the server's time-out (answered or 503, p50/p95);
 - `--latency`: time to the first streamed texts, the next-token chart's latency, and the compare view (two GPT-2
   columns at once) vs the same requests one after the other.
 """
