@@ -36,6 +36,9 @@ def server(tmp_path_factory, tiny_model_dir, mini_gpt_workdir):
     shutil.copytree(Config(workdir=mini_gpt_workdir).mini_gpt_dir, config.mini_gpt_dir)
     (config.finetuned_dir / "metrics.json").write_text(json.dumps(
         {"perplexity_before": 812.5, "perplexity_after": 96.25, "settings": {"profile": "laptop"}}))
+    (config.finetuned_dir / "README.md").write_text(  # a model card with a long path, as step 3 writes on a laptop
+        "---\nlanguage: fr\n---\n# gpt2-george-sand\n\nFine-tuned from `/home/participant/atelier/aurore/aurore/models/"
+        "standin-with-a-long-name-that-does-not-break` on George Sand.\n", encoding="utf-8")
     steps = [{"step": s, "loss": 6 - s / 10} for s in range(1, 30)]
     plots.plot_losses(steps, [{"step": 29, "val_loss": 3.5}], config.finetuned_dir / "loss.png")
     port = free_port()
@@ -86,6 +89,8 @@ def accessible(page, name: str) -> None:
     """The page passes the accessibility checks of tests/a11y.js (and axe-core's, when AURORE_AXE names its
     axe.min.js); a screenshot is kept under test-output/browser/."""
     page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
+    # Nothing wider than the screen (a phone would scroll sideways): long paths wrap, labels flow as sentences.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), f"{name}: wider than the screen"
     problems = page.evaluate((Path(__file__).parent / "a11y.js").read_text(encoding="utf-8"))
     assert problems == [], problems
     axe = os.environ.get("AURORE_AXE")
