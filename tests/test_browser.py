@@ -133,6 +133,19 @@ def test_a_browser_fills_the_form_and_sees_the_texts_grow(server, phone):
     accessible(page, "generate")
 
 
+def test_stopping_a_generation_says_so_calmly(server, phone):
+    page = phone
+    page.route("**/api/generate/stream", lambda route: None)  # the server never answers: the texts are "being written"
+    page.goto(server + "/generate")
+    page.fill("#prompt", "La rivière")
+    page.check("input[name=live]")
+    page.click("button[type=submit]")
+    page.click("[data-stop]")
+    page.wait_for_selector("#status", state="visible")
+    assert "à votre demande" in page.inner_text("#status") and not page.is_visible("#error")
+    assert not page.is_visible("[data-stop]")
+
+
 def test_the_footer_names_the_model_chosen_in_the_select(server, phone):
     page = phone
     page.goto(server + "/generate")

@@ -34,11 +34,14 @@ async function streamTexts(body, signal, onEvent) {
   }
 }
 
-function showError(message) {
-  const error = document.getElementById("error");
-  error.textContent = message || "";
-  error.hidden = !message;
+function showMessage(id, message) {
+  const element = document.getElementById(id);
+  element.textContent = message || "";
+  element.hidden = !message;
 }
+
+const showError = (message) => showMessage("error", message);
+const showStatus = (message) => showMessage("status", message);
 
 // A form whose results stream in; `run(form, signal)` starts the requests and resolves when they are all done.
 function streamingForm(form, run) {
@@ -50,17 +53,19 @@ function streamingForm(form, run) {
     const live = form.querySelector("[data-live]");
     if (live && !live.checked) return; // Écrire: the participant's own route, unless "en direct" is ticked
     event.preventDefault();
-    if (controller) controller.abort();
-    controller = new AbortController();
+    if (controller) controller.abort(); // a new submit replaces the texts being written
+    const mine = new AbortController();
+    controller = mine;
     showError("");
+    showStatus("");
     stop.hidden = false;
     try {
-      await run(form, controller.signal);
+      await run(form, mine.signal);
     } catch (error) {
-      if (error.name === "AbortError") showError("Génération arrêtée : le serveur a cessé d'écrire ces textes.");
-      else showError("La connexion au serveur a été coupée : réessayez.");
+      if (error.name !== "AbortError") showError("La connexion au serveur a été coupée : réessayez.");
+      else if (controller === mine) showStatus("Arrêté à votre demande : les textes s'arrêtent où ils en étaient.");
     } finally {
-      stop.hidden = true;
+      if (controller === mine) stop.hidden = true;
     }
   });
 }
