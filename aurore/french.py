@@ -36,6 +36,16 @@ def format_decimal(value: float, digits: int) -> str:
     return f"{value:.{digits}f}".replace(".", ",")
 
 
+def format_percent(share: float) -> str:
+    """A probability as a French percentage: 0.027 -> '2,7 %', 0.0002 -> '< 0,1 %' (small but not zero), 0 -> '0 %'.
+    The page's script (static/aurore.js, `percent`) writes the same."""
+    if share == 0:
+        return "0\u00a0%"
+    if share < 0.0005:
+        return "<\u00a00,1\u00a0%"
+    return f"{100 * share:.1f}".replace(".", ",") + "\u00a0%"
+
+
 def install_punkt(nltk_dir: Path, language: str = "french") -> Path:
     """Write NLTK's punkt tables for `language` under `nltk_dir` (once) and put `nltk_dir` on NLTK's path."""
     import nltk

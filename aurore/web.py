@@ -28,7 +28,7 @@ from flask import Flask, jsonify, render_template, request  # noqa: E402
 from aurore import fastgen, generation, hub, minigpt, pages
 from aurore.config import PACKAGE_DIR, Config
 from aurore.errors import AuroreError
-from aurore.french import format_decimal
+from aurore.french import format_decimal, format_percent
 from aurore.forms import (FIELDS, MAX_PROMPT_CHARS, Answer, ModelInfo, Models, RequestError, Served, answer,  # noqa: F401
                           readable)
 from aurore.serving import GenerationService
@@ -54,6 +54,7 @@ def setup(app: Flask, models: Models) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.json.ensure_ascii = False
     app.add_template_filter(format_decimal, "decimal")  # 96,25: decimals as French writes them
+    app.add_template_filter(format_percent, "percent")  # 2,7 %, and "< 0,1 %" for a small share that is not zero
 
     pages.add_routes(app, models, page_context)
 

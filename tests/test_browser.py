@@ -189,6 +189,8 @@ def test_the_why_chart_follows_the_sliders_and_a_click_continues_the_prompt(serv
     page.locator("#top_k").fill("3")  # a range input: fill sets its value and fires input
     page.wait_for_function("document.querySelectorAll('#tokens li.kept').length === 3", timeout=10_000)
     assert page.locator("#tokens li.removed").count() == 12
+    shown = page.locator("#tokens li.removed .numbers").first.inner_text()
+    assert shown.endswith("→ 0\u00a0% (retiré)") and "." not in shown, shown  # the script writes what the server does
     accessible(page, "pourquoi")
     token = page.locator("#tokens li.kept button").first
     before = page.input_value("#prompt")

@@ -146,6 +146,8 @@ def test_why_page_works_without_javascript_and_a_token_continues_the_prompt(clie
     page = client.post("/pourquoi", data={"prompt": "La rivière", "temperature": "1.0", "top_k": "3", "top_p": "1.0"})
     assert page.status_code == 200 and page.text.count('name="append"') == 15
     assert page.text.count('<li class="kept">') == 3 and page.text.count('<li class="removed">') == 12
+    # French percentages; a removed token reads 0 %, a small kept share "< 0,1 %", never "0.0 %"
+    assert "\u00a0% → 0\u00a0% (retiré)" in page.text and "0.0 %" not in page.text and "," in page.text
     first = page.text.split('name="append" value="')[1].split('"')[0]
     again = client.post("/pourquoi", data={"prompt": "La rivière", "append": first, "temperature": "1.0",
                                            "top_k": "3", "top_p": "1.0"})

@@ -95,8 +95,8 @@ BAD = [
     ({"prompt": "Le soir", "max_new_tokens": "beaucoup"}, "doit être un nombre entier"),
     ({"prompt": "Le soir", "temperature": "chaud"}, "doit être un nombre"),
     ({"prompt": "Le soir", "max_new_tokens": 0}, "entre 1 et 200"),
-    ({"prompt": "Le soir", "temperature": 5}, "entre 0.05 et 2.0"),
-    ({"prompt": "Le soir", "top_p": 0}, "entre 0.05 et 1.0"),
+    ({"prompt": "Le soir", "temperature": 5}, "entre 0,05 et 2 : reçu 5."),  # French decimals, the value as sent
+    ({"prompt": "Le soir", "top_p": 0}, "entre 0,05 et 1 : reçu 0."),
     ({"prompt": "Le soir", "num_texts": 9}, "entre 1 et 4"),
     ({"prompt": "Le soir", "top_k": 2.5}, "doit être un nombre entier"),
     ({"prompt": "La rivière " * 40, "max_new_tokens": 100}, "dépassent la mémoire du modèle"),

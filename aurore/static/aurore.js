@@ -34,6 +34,13 @@ async function streamTexts(body, signal, onEvent) {
   }
 }
 
+// A probability as French writes it, as aurore/french.py's format_percent: "2,7 %", "< 0,1 %", "0 %".
+function percent(share) {
+  if (share === 0) return "0\u00a0%";
+  if (share < 0.0005) return "<\u00a00,1\u00a0%";
+  return (100 * share).toFixed(1).replace(".", ",") + "\u00a0%";
+}
+
 function showMessage(id, message) {
   const element = document.getElementById(id);
   element.textContent = message || "";
@@ -155,7 +162,7 @@ function explainPage(form) {
       });
       const numbers = document.createElement("span");
       numbers.className = "numbers";
-      numbers.textContent = `${(100 * token.before).toFixed(1)} % → ${(100 * token.after).toFixed(1)} %`
+      numbers.textContent = `${percent(token.before)} → ${percent(token.after)}`
         + (token.after === 0 ? " (retiré)" : "");
       button.append(label, ...bars, numbers);
       button.addEventListener("click", () => {
