@@ -243,7 +243,8 @@ def save_final(training: TrainingRun, model, tokenizer, history, perplexities: t
     metrics = {"perplexity_before": perplexities[0], "perplexity_after": perplexities[1], "run": training.run.name,
                "resumed_from_step": training.start_step, "steps": steps.steps, "epochs": epochs,
                "settings": {k: getattr(config, k) for k in (*RUN_SETTINGS, "time_budget")}}
-    metrics["settings"]["block_size"] = training.block_size  # what it trained on: the laptop profile cuts step 2's
+    # What it trained with: the profile auto chose, and the laptop profile's blocks (it cuts step 2's)
+    metrics["settings"].update(profile=training.profile.name, block_size=training.block_size)
     replaced = _perplexity_of(config.finetuned_dir)
     staging = staging_dir(config.models_dir, ".final-")
     try:

@@ -162,6 +162,7 @@ def _warm_up(models: Models) -> None:
     service starting its work as soon as its model is ready (requests sent before wait for it), then the longer
     buffers and the next-token chart's graphs. One thread, always in the same order: XLA's persistent cache knows a
     program by names that count the functions traced before it."""
+    labels = {id(served.service): served.info.label for served in models.served.values()}
     compiled = [served.service for served in models.served.values()
                 if isinstance(served.service.engine, fastgen.CompiledGenerator)]
     try:
@@ -169,8 +170,9 @@ def _warm_up(models: Models) -> None:
             start = time.perf_counter()
             programs = service.engine.warm_up(WARM_LENGTHS, batches=(1,), prompts=fastgen.PROMPT_BUCKETS[:1])
             service.ready.set()
-            print(f"Décodage compilé : {programs} programmes prêts en {time.perf_counter() - start:.0f} s (le code "
-                  "compilé est gardé dans models/xla-cache pour les prochains démarrages)", flush=True)
+            print(f"Décodage compilé ({labels[id(service)]}) : {programs} programmes prêts en "
+                  f"{time.perf_counter() - start:.0f} s (le code compilé est gardé dans models/xla-cache pour les "
+                  "prochains démarrages)", flush=True)
         for lengths in (WARM_LENGTHS, LATER_LENGTHS):  # then 8 rows, longer prompts, longer texts
             for service in compiled:
                 service.engine.warm_up(lengths)

@@ -78,7 +78,7 @@ def start_once(env: dict, *flags: str) -> tuple[float, float, str, float]:
         process.terminate()
         output = process.communicate(timeout=30)[0]
     shapes = [line.strip() for line in output.splitlines() if "programmes prêts" in line]
-    return ready, answered, " / ".join(line.split(" (")[0] for line in shapes), memory
+    return ready, answered, " / ".join(line.split(" (le code")[0] for line in shapes), memory
 
 
 def report(label: str, env: dict, *flags: str) -> None:

@@ -43,15 +43,16 @@ def test_two_short_epochs_lower_the_loss_and_report_validation(trained):
     assert metrics["perplexity_after"] < metrics["perplexity_before"]
 
 
-def test_the_reported_block_size_is_the_one_the_run_trained_on(standin, tmp_path):
-    """Step 2 wrote 128-token blocks, the laptop profile trains on 64: metrics and card (hence Mon modèle) say 64."""
+def test_the_reported_block_size_and_profile_are_the_ones_the_run_trained_with(standin, tmp_path):
+    """Step 2 wrote 128-token blocks, the laptop profile (auto's choice on a CPU) trains on 64: metrics and card
+    (hence Mon modèle) say laptop and 64."""
     import shutil
 
     config = standin.__class__(workdir=tmp_path, base_model=standin.base_model)
     shutil.copytree(standin.dataset_dir, config.dataset_dir)
     step2.main(["--workdir", str(config.workdir), "--base-model", config.base_model, "--block-size", "128"])
-    metrics = step3.main(args(config, "--max-steps", "2", "--epochs", "1", "--profile", "laptop"))
-    assert metrics["settings"]["block_size"] == 64
+    metrics = step3.main(args(config, "--max-steps", "2", "--epochs", "1"))
+    assert metrics["settings"]["block_size"] == 64 and metrics["settings"]["profile"] == "laptop"
     assert "| block_size | 64 |" in (config.finetuned_dir / "README.md").read_text()
 
 
