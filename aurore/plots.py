@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aurore.french import format_count
+
 
 def plot_losses(steps: list[dict], epochs: list[dict], path: Path,
                 validation_label: str = "validation, La Mare au diable (par époque)") -> Path:
@@ -12,6 +14,7 @@ def plot_losses(steps: list[dict], epochs: list[dict], path: Path,
 
     matplotlib.use("Agg")  # no screen needed
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     # A small figure with large type: on a phone, the page scales the image to ~360 px wide and the labels stay legible.
     with plt.rc_context({"font.size": 14, "legend.fontsize": 12}):
@@ -23,6 +26,9 @@ def plot_losses(steps: list[dict], epochs: list[dict], path: Path,
                       label=validation_label)
         axis.set_xlabel("pas")
         axis.set_ylabel("perte (entropie croisée)")
+        # Numbers as French writes them, like the rest of the page: 2,5 and 1 500.
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: format_count(value)))
+        axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}".replace(".", ",")))
         axis.legend()
         axis.grid(alpha=0.3)
         figure.tight_layout()

@@ -146,6 +146,18 @@ def test_stopping_a_generation_says_so_calmly(server, phone):
     assert not page.is_visible("[data-stop]")
 
 
+def test_compare_says_a_form_error_once(server, phone):
+    page = phone
+    page.goto(server + "/comparer")
+    page.evaluate("document.querySelector('form[data-stream=compare]').noValidate = true")  # as curl would send it
+    page.fill("#prompt", "Germain")
+    page.fill("input[name=temperature]", "0")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#error", state="visible", timeout=30_000)
+    assert "température" in page.inner_text("#error")
+    assert not page.is_visible("#columns") and not page.is_visible("#compare-seed")
+
+
 def test_the_footer_names_the_model_chosen_in_the_select(server, phone):
     page = phone
     page.goto(server + "/generate")

@@ -112,7 +112,9 @@ function comparePage(form, signal) {
   const shown = document.getElementById("compare-seed");
   shown.hidden = false;
   shown.querySelector("span").textContent = seed;
-  return Promise.all([...columns.querySelectorAll("[data-model]")].map((column) => {
+  const all = [...columns.querySelectorAll("[data-model]")];
+  const errors = [];
+  return Promise.all(all.map((column) => {
     const text = column.querySelector(".text");
     const error = column.querySelector(".error");
     text.textContent = "…";
@@ -121,11 +123,19 @@ function comparePage(form, signal) {
       if (name === "error") {
         error.textContent = data.error;
         error.hidden = false;
+        errors.push(data.error);
       } else {
         text.textContent = data.texts[0];
       }
     });
-  }));
+  })).then(() => {
+    // The same error in every column is the form's (a temperature out of range): said once, above, no empty columns.
+    if (errors.length === all.length && errors.every((message) => message === errors[0])) {
+      showError(errors[0]);
+      columns.hidden = true;
+      shown.hidden = true;
+    }
+  });
 }
 
 function explainPage(form) {
