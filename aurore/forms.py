@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aurore import generation
-from aurore.french import format_count
+from aurore.french import format_number
 from aurore.serving import GenerationService, ServiceBusy
 
 MAX_PROMPT_CHARS = 500
@@ -177,11 +177,8 @@ def _number(raw: object, spec: Field):
                                 f"reçu {shown}.") from None  # as the participant wrote it: true, « beaucoup »
     if not spec.low <= value <= spec.high:
         sent = raw if isinstance(raw, str) else json.dumps(raw)
-        raise RequestError(400, f"« {spec.label} » doit être entre {_french(spec.low)} et {_french(spec.high)} : "
+        raise RequestError(400, f"« {spec.label} » doit être entre {format_number(spec.low)} et "
+                                f"{format_number(spec.high)} : "
                                 f"reçu {sent.replace('.', ',')}.")
     return value
 
-
-def _french(number: float) -> str:
-    """0.05 -> '0,05', 2.0 -> '2', 2147483647 -> '2 147 483 647'."""
-    return format_count(number) if isinstance(number, int) else f"{number:g}".replace(".", ",")

@@ -31,6 +31,12 @@ def format_count(number: float) -> str:
     return f"{round(number):,}".replace(",", "\u00a0")
 
 
+def format_number(value: float) -> str:
+    """A setting or an axis tick as French writes it, no more digits than it has: 0.05 -> '0,05', 2.0 -> '2',
+    1500 -> '1 500'."""
+    return format_count(value) if isinstance(value, int) else f"{value:g}".replace(".", ",")
+
+
 def format_decimal(value: float, digits: int) -> str:
     """A decimal number as French writes it: 2.3204 -> '2,320' (digits=3)."""
     return f"{value:.{digits}f}".replace(".", ",")

@@ -74,7 +74,7 @@ def _explain(name: str, error: Exception) -> AuroreError:
             return AuroreError(
                 f"Le dossier de modèle {name} n'existe pas depuis le dossier courant ({Path.cwd()}).",
                 "Lancez les commandes depuis la racine du dépôt (le dossier qui contient aurore/), ou donnez un chemin "
-                "absolu : depuis la racine, `export AURORE_BASE_MODEL=$PWD/aurore/models/standin`.",
+                f"absolu : depuis la racine, `export AURORE_BASE_MODEL=$PWD/{name}`.",
             )
         return AuroreError(
             f"Le dossier de modèle {name} n'existe pas (ou ne contient pas de modèle).",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aurore.french import format_count
+from aurore.french import format_count, format_number
 
 
 def plot_losses(steps: list[dict], epochs: list[dict], path: Path,
@@ -28,7 +28,7 @@ def plot_losses(steps: list[dict], epochs: list[dict], path: Path,
         axis.set_ylabel("perte (entropie croisée)")
         # Numbers as French writes them, like the rest of the page: 2,5 and 1 500.
         axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: format_count(value)))
-        axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}".replace(".", ",")))
+        axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: format_number(value)))
         axis.legend()
         axis.grid(alpha=0.3)
         figure.tight_layout()

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aurore.french import format_count
 from aurore.atomic import publish, staging_dir
 from aurore.config import Config
 from aurore.errors import require_output
+from aurore.french import format_count
 
 END_OF_TEXT = "<|endoftext|>"
 

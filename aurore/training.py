@@ -18,12 +18,12 @@ from typing import Iterator
 
 import tensorflow as tf
 
-from aurore.french import format_count, format_decimal
 from aurore import callbacks, hub, plots
 from aurore.checkpoints import Run, latest_run, read_state, restore_optimizer
 from aurore.atomic import publish, staging_dir
 from aurore.config import Config
 from aurore.errors import AuroreError
+from aurore.french import format_count, format_decimal
 
 # The settings that define a run's schedule: stored with the run, restored by --resume.
 RUN_SETTINGS = ("epochs", "max_steps", "batch_size", "block_size", "learning_rate", "warmup_ratio", "weight_decay",

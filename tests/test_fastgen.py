@@ -267,7 +267,7 @@ def test_a_rows_draw_does_not_depend_on_a_row_that_needs_the_whole_vocabulary():
                                   **{key: value[:100] for key, value in settings.items()}).numpy()
     np.testing.assert_array_equal(together[:100], alone)
     assert len(set(alone.tolist())) > 10  # real draws, not always the likeliest token
-    # and with a top-k of 100 (beyond the 64 candidates of the cheaper way, inside the 1,024 of the other)
+    # and beside a row with a top-k of 100 (beyond the 64 candidates: it draws over the whole vocabulary)
     wider = warpers.sample_tokens(tf.concat([peaked, peaked[:1]], 0), seeds=tf.range(101), step=tf.constant(3),
                                   **{**settings, "top_k": tf.constant([40] * 100 + [100])}).numpy()
     np.testing.assert_array_equal(wider[:100], alone)
