@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 
-from aurore import config as settings
-from aurore.errors import friendly_errors
+from aurore import bootstrap
+
+if __name__ == "__main__" and sys.argv[1:2] and sys.argv[1] in bootstrap.BOOTSTRAP_COMMANDS:
+    sys.exit(bootstrap.main(sys.argv[1:]))  # before anything that needs more than the Python a laptop came with
+if __name__ == "__main__" and bootstrap.workshop_python() is not None:  # .venv exists but is not activated
+    sys.exit(subprocess.run([str(bootstrap.workshop_python()), "-m", "aurore", *sys.argv[1:]]).returncode)
+
+from aurore import config as settings  # noqa: E402
+from aurore.errors import friendly_errors  # noqa: E402
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -60,7 +68,22 @@ def _exercises(args: argparse.Namespace) -> int:
     return 1 if (args.check and stale) else 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from aurore.doctor import report, run_checks
+
+    return report(run_checks(settings.from_namespace(args), port=args.port), as_json=args.json)
+
+
+def _kit(args: argparse.Namespace) -> int:
+    from aurore.kit import build_kit
+
+    return build_kit(args.folder, settings.from_namespace(args), targets=args.platform,
+                     python_version=args.python_version, with_pythons=args.with_pythons)
+
+
 COMMANDS = {
+    "setup": (None, "installe l'environnement de l'atelier (.venv, avec uv), puis lance doctor"),
+    "doctor": (_doctor, "vérifie que cette machine est prête pour chaque étape (✔/✘ et que faire)"),
     "config": (_config, "affiche chaque réglage et sa valeur"),
     "build-standin": (_build_standin, "construit le petit modèle de secours, hors ligne (après l'étape 1)"),
     "download-model": (_download_model, "télécharge et convertit le modèle de base une fois, pour travailler hors "
@@ -69,11 +92,15 @@ COMMANDS = {
                                 "(par défaut : celui de l'étape 3)"),
     "check": (_check, "vérifie votre fichier d'exercice d'une étape : python -m aurore check 1"),
     "exercises": (_exercises, "régénère les fichiers d'exercice à partir des *_solution.py"),
+    "kit": (_kit, "prépare la clé USB des organisateurs : paquets de chaque plateforme, uv, livres, modèle"),
+    "demo": (None, "lance la solution de chaque étape, puis sert la page (installe .venv au besoin)"),
+    "test": (None, "lance ruff puis les tests (installe .venv et les outils de test au besoin)"),
 }
 
 
 # The settings each command reads, by the steps that share them (None: all).
-COMMAND_STEPS = {"config": None, "build-standin": (1,), "download-model": (2,), "perplexity": (2, 3)}
+COMMAND_STEPS = {"config": None, "doctor": (1, 2), "kit": (1, 2), "build-standin": (1,), "download-model": (2,),
+                 "perplexity": (2, 3)}
 
 
 @friendly_errors
@@ -101,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         if name == "perplexity":
             sub.add_argument("model", nargs="?", help="dossier du modèle ou identifiant du Hub (par défaut : le "
                                                        "modèle affiné, sinon celui de base)")
+        if name == "doctor":
+            sub.add_argument("--port", type=int, default=8080, help="port de l'étape 5 (par défaut : 8080)")
+            sub.add_argument("--json", action="store_true", help="résultat en JSON (pour un script)")
+        if name == "kit":
+            from aurore.kit import add_kit_arguments
+
+            add_kit_arguments(sub)
         if name in COMMAND_STEPS:
             settings.add_arguments(sub, COMMAND_STEPS[name])
     args = parser.parse_args(argv)

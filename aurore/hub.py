@@ -61,14 +61,14 @@ def is_local(name_or_path: str | Path) -> bool:
     return Path(name_or_path).expanduser().is_dir()
 
 
-def _looks_like_a_path(name: str) -> bool:
+def looks_like_a_path(name: str) -> bool:
     """Hub ids are `name` or `owner/name`; anything else is meant as a folder."""
     return name.startswith((".", "/", "~")) or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name)
 
 
 def _explain(name: str, error: Exception) -> AuroreError:
     """Turn the many ways a load can fail into one message that says what to do."""
-    if _looks_like_a_path(name):
+    if looks_like_a_path(name):
         folder = Path(name).expanduser()
         if not folder.is_absolute() and not folder.is_dir():  # e.g. aurore/models/standin, from inside aurore/
             return AuroreError(

@@ -1,0 +1,51 @@
+"""Which laptops the pins install on (docs/organisers.md keeps the table): standard library only, like `bootstrap`,
+so any Python can tell a participant at once that theirs does not fit, and what to do instead."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+SUPPORTED = ((3, 11), (3, 13))  # TensorFlow 2.21 wheels: cp311-cp313 (docs/organisers.md, platform table)
+SUPPORTED_TEXT = "3.11 à 3.13"
+DOCKER_HINT = "utilisez l'image Docker de l'atelier (docs/atelier.md, « Avec Docker »)"
+
+# The laptops the pins have wheels for: pip's platform tags (every tag spelled out: pip does not widen one) and the
+# word that picks uv's wheel for that platform.
+PLATFORMS = {
+    "linux-x86_64": ([f"manylinux_2_{minor}_x86_64" for minor in range(17, 40)] + ["manylinux2014_x86_64"],
+                     "manylinux_2_17_x86_64"),
+    "linux-aarch64": ([f"manylinux_2_{minor}_aarch64" for minor in range(17, 40)] + ["manylinux2014_aarch64"],
+                      "manylinux_2_17_aarch64"),
+    "macos-arm64": ([f"macosx_{major}_0_arm64" for major in range(11, 16)]
+                    + [f"macosx_{major}_0_universal2" for major in range(10, 16)], "macosx_11_0_arm64"),
+    "windows-x86_64": (["win_amd64"], "win_amd64"),
+}
+
+
+def current_platform() -> str | None:
+    """This laptop's key in PLATFORMS, or None where TensorFlow 2.21 has no wheel (Intel Mac, Windows on ARM)."""
+    machine = platform.machine().lower()
+    if sys.platform.startswith("linux"):
+        return {"x86_64": "linux-x86_64", "amd64": "linux-x86_64", "aarch64": "linux-aarch64",
+                "arm64": "linux-aarch64"}.get(machine)
+    if sys.platform == "darwin":
+        return "macos-arm64" if machine == "arm64" else None
+    if sys.platform == "win32":
+        return "windows-x86_64" if machine in ("amd64", "x86_64") else None
+    return None
+
+
+def platform_problem() -> str | None:
+    """Why the pins cannot install on this machine at all, in French, or None."""
+    if current_platform() is not None:
+        return None
+    if sys.platform == "darwin":
+        return ("ce Mac a un processeur Intel (x86_64) : TensorFlow n'existe plus pour ces Mac depuis la version 2.16. "
+                "Sur un Mac Apple silicon, vérifiez que Python n'est pas lancé sous Rosetta. Sinon, " + DOCKER_HINT + ".")
+    return (f"TensorFlow 2.21 n'existe pas pour ce système ({sys.platform}, {platform.machine()}) : "
+            + DOCKER_HINT + ".")
+
+
+def supported(version: tuple[int, int]) -> bool:
+    return SUPPORTED[0] <= tuple(version[:2]) <= SUPPORTED[1]
