@@ -25,8 +25,9 @@ def _explain_missing_package(kind, error, traceback, previous=sys.excepthook):
     if isinstance(error, ModuleNotFoundError) and name.split(".")[0] in WORKSHOP_PACKAGES:
         print(f"\nerreur : le module Python « {name} » est introuvable : l'environnement de l'atelier (.venv) n'est "
               "pas activé, ou pas installé.\n  -> Activez-le : `source .venv/bin/activate` (Windows : "
-              "`.venv\\Scripts\\activate`), puis relancez la commande. Pas encore de .venv ? Suivez « Avant de "
-              "commencer » dans docs/atelier.md (`make setup`).", file=sys.stderr)
+              "`.venv\\Scripts\\Activate.ps1`), puis relancez la commande. Pas encore de .venv ? `python3 -m aurore "
+              "setup` (Windows : `py -m aurore setup`), voir « Avant de commencer » dans docs/atelier.md.",
+              file=sys.stderr)
         return
     previous(kind, error, traceback)
 

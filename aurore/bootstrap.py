@@ -28,6 +28,9 @@ REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv"
 MARKER = "aurore-setup.json"
 SETUP_COMMAND = "python -m aurore setup"
+# What participants type, per system: the guide (docs/atelier.md), this set-up and the kit's LISEZMOI.txt say the same.
+SETUP_COMMANDS = {"Windows (PowerShell)": "py -m aurore setup", "macOS, Linux": "python3 -m aurore setup"}
+ACTIVATE_COMMANDS = {"Windows (PowerShell)": ".venv\\Scripts\\Activate.ps1", "macOS, Linux": "source .venv/bin/activate"}
 def pinned_python() -> str:
     """The Python the set-up asks uv for when the running one does not fit (`.python-version`)."""
     return (REPO / ".python-version").read_text(encoding="utf-8").strip()
@@ -130,7 +133,8 @@ def make_venv(venv: Path, uv: list[str] | None, python: str | None, kit: Path | 
     existing = _python_version(venv_python(venv)) if venv_python(venv).exists() else None
     if existing and supported(existing) and (python is None or python == "{}.{}".format(*existing)):
         return
-    if python is None and supported(sys.version_info[:2]):
+    here = "{}.{}".format(*sys.version_info[:2])
+    if (python is None and supported(sys.version_info[:2])) or python == here:
         python = sys.executable  # the Python running this fits: no download
     if uv is None:
         if python not in (None, sys.executable):
@@ -192,8 +196,8 @@ def setup(venv: Path = VENV, requirements: Path = REPO / "requirements.txt", kit
     if problem:
         raise SetupError(problem)
     if kit is not None:
-        check_kit(kit)
-    (venv / MARKER).unlink() if (venv / MARKER).exists() else None  # not finished until written again
+        python = python or check_kit(kit)  # the kit's wheels are for one Python version
+    (venv / MARKER).unlink(missing_ok=True)  # not finished until written again
     uv = find_uv(kit)
     print(f"Installation de l'environnement de l'atelier dans {venv} ({'uv' if uv else 'venv + pip'}"
           f"{', depuis la clé ' + str(kit) if kit else ''}) :", flush=True)
@@ -206,14 +210,14 @@ def setup(venv: Path = VENV, requirements: Path = REPO / "requirements.txt", kit
     (venv / MARKER).write_text(json.dumps({"files": files, "python": "{}.{}".format(*version)}), encoding="utf-8")
     print(f"installé : {venv} (Python {version[0]}.{version[1]}, paquets de {requirements.name})\n")
     code = subprocess.run([str(venv_python(venv)), "-m", "aurore", "doctor"]).returncode if doctor else 0
-    print("\nActivez l'environnement dans chaque nouveau terminal :\n"
-          "  Windows (PowerShell) : .venv\\Scripts\\Activate.ps1\n"
-          "  macOS, Linux :         source .venv/bin/activate")
+    print("\nActivez l'environnement dans chaque nouveau terminal :")
+    for system, command in ACTIVATE_COMMANDS.items():
+        print(f"  {system:22} {command}")
     return code
 
 
-def check_kit(kit: Path) -> None:
-    """A kit must hold wheels for this laptop and this Python: say which it holds when it does not."""
+def check_kit(kit: Path) -> str:
+    """The Python version of the kit's wheels, when it holds them for this laptop; else say what it holds."""
     try:
         manifest = json.loads((kit / "kit.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -226,7 +230,8 @@ def check_kit(kit: Path) -> None:
     wanted = manifest["python"]
     if "{}.{}".format(*sys.version_info[:2]) != wanted and not (kit / "python").is_dir() and find_uv(kit) is None:
         raise SetupError(f"la clé {kit} contient les paquets de Python {wanted} ; ce Python est "
-                         "{}.{}.".format(*sys.version_info[:2]))
+                         "{}.{}, et uv, qui trouverait le bon, manque.".format(*sys.version_info[:2]))
+    return wanted
 
 
 def ensure_venv(requirements: Path) -> Path:
@@ -266,7 +271,7 @@ def _test(args: argparse.Namespace) -> int:
 def _setup(args: argparse.Namespace) -> int:
     requirements = REPO / ("requirements-dev.txt" if args.dev else "requirements.txt")
     kit = Path(args.kit).expanduser().resolve() if args.kit else None
-    return setup(requirements=requirements, kit=kit, python=args.python, doctor=not args.no_doctor)
+    return setup(Path(args.venv).resolve(), requirements, kit, args.python, doctor=not args.no_doctor)
 
 
 def main(argv: list[str]) -> int:
@@ -277,6 +282,7 @@ def main(argv: list[str]) -> int:
     setup_parser.add_argument("--kit", help="dossier de la clé USB des organisateurs : installe sans réseau")
     setup_parser.add_argument("--python", help=f"version de Python voulue ({SUPPORTED_TEXT} ; par défaut : ce Python "
                                                f"s'il convient, sinon {pinned_python()})")
+    setup_parser.add_argument("--venv", default=str(VENV), help="dossier de l'environnement (par défaut : .venv)")
     setup_parser.add_argument("--dev", action="store_true", help="ajoute les outils de test (requirements-dev.txt)")
     setup_parser.add_argument("--no-doctor", action="store_true", help="ne lance pas doctor à la fin")
     commands.add_parser("demo", help="lance la solution de chaque étape, puis sert la page")

@@ -26,8 +26,6 @@ DEFAULT_PLATFORMS = list(platforms.PLATFORMS)
 # uv's names for a platform's managed Python (`uv python list --all-platforms`).
 UV_PYTHON_KEYS = {"linux-x86_64": ("linux", "x86_64", "gnu"), "linux-aarch64": ("linux", "aarch64", "gnu"),
                   "macos-arm64": ("macos", "aarch64", "none"), "windows-x86_64": ("windows", "x86_64", "none")}
-# What participants type, per system; the guide (docs/atelier.md) and `doctor` use the same words.
-SETUP_COMMANDS = {"Windows (PowerShell)": "py -m aurore setup", "macOS, Linux": "python3 -m aurore setup"}
 
 
 def add_kit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -158,11 +156,11 @@ def instructions(folder: Path, manifest: dict) -> str:
              "1. Copiez le dossier « aurore » de cette clé sur votre disque, puis ouvrez un terminal dans ce dossier.",
              "2. Installez, sans réseau (remplacez CLÉ par le chemin de cette clé, par exemple E:\\ ou "
              "/media/vous/CLE) :"]
-    lines += [f"     {system:22} {command} --kit CLÉ" for system, command in SETUP_COMMANDS.items()]
+    lines += [f"     {system:22} {command} --kit CLÉ" for system, command in bootstrap.SETUP_COMMANDS.items()]
     lines += ["   La commande finit par « python -m aurore doctor » : chaque ligne ✘ dit quoi faire.",
-              "3. Activez l'environnement dans chaque nouveau terminal :",
-              "     Windows (PowerShell)   .venv\\Scripts\\Activate.ps1",
-              "     macOS, Linux           source .venv/bin/activate", "",
+              "3. Activez l'environnement dans chaque nouveau terminal :"]
+    lines += [f"     {system:22} {command}" for system, command in bootstrap.ACTIVATE_COMMANDS.items()]
+    lines += ["",
               "Les livres (dossier livres/) et le modèle (dossier modeles/, s'il y est) sont copiés dans aurore/data et "
               "aurore/models : les étapes marchent hors ligne sans autre réglage."]
     if not manifest["pythons"]:
