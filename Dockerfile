@@ -5,8 +5,10 @@
 #   docker run --rm -p 127.0.0.1:8080:8080 -v $PWD/aurore:/aurore text-gen     # step 5's page (the solution), port 8080
 # Build with network once and bake the books and the base model in, so the room needs no network:
 #   docker build --build-arg PRELOAD=1 -t text-gen .
-# BASE: any Debian-based image with python3 3.10-3.12 (a `python` binary is not needed), e.g. a local one when
+# BASE: any Debian-based image with python3 3.11-3.13 (a `python` binary is not needed), e.g. a local one when
 # Docker Hub cannot be reached: docker build --build-arg BASE=aurore-base:bookworm -t text-gen .
+# Both architectures of the room (Intel/AMD PCs, Apple silicon and ARM laptops), from one machine with buildx:
+#   docker buildx build --platform linux/amd64,linux/arm64 -t text-gen .
 ARG BASE=python:3.11-slim
 FROM ${BASE}
 
@@ -24,11 +26,12 @@ RUN apt-get update \
     && { command -v setpriv > /dev/null || apt-get install -y --no-install-recommends setpriv; } \
     && rm -rf /var/lib/apt/lists/*
 
-# Same set-up as `make` and CI: the pinned requirements in a virtualenv (`python3 -m venv`). The image needs no
-# editable install of the project: PYTHONPATH=/ finds the package at /aurore.
+# The one pin set (requirements.txt, what `python -m aurore setup` installs), with pip in a virtualenv: the image
+# needs nothing else, and PYTHONPATH=/ finds the package at /aurore (no install of the project).
 COPY requirements.txt /opt/aurore-src/requirements.txt
-COPY .ci/install.sh /opt/aurore-src/.ci/install.sh
-RUN PIP_NO_CACHE_DIR=1 INSTALL_PROJECT=0 bash /opt/aurore-src/.ci/install.sh /opt/venv requirements.txt
+RUN python3 -m venv /opt/venv \
+    && PIP_NO_CACHE_DIR=1 /opt/venv/bin/pip install --quiet --disable-pip-version-check \
+       -r /opt/aurore-src/requirements.txt
 
 COPY docker/entrypoint.sh /usr/local/bin/aurore-entrypoint
 # The image's own copy of the exercises (used when no folder is mounted) belongs to UID 1000.

@@ -2,7 +2,10 @@
 # CI: build the workshop image and run the documented Docker commands in it, offline, on the stand-in model:
 #   steps 1-4 in a folder owned by UID 1000, then in one owned by UID 1234 (the steps must write as the owner);
 #   step 1 in a root-owned folder and with --user; a folder the container cannot write (a clear message, exit 1);
-#   the default command (step 5's server): /healthz, POST /api/generate, then `docker stop` in under 2 s.
+#   the default command (step 5's server): /healthz, POST /api/generate, then `docker stop` in under 2 s;
+#   the offline room: the organisers' kit built here (python -m aurore kit), then a bare Debian container with
+#   --network none installs from it (python3 -m aurore setup --kit), passes doctor, runs steps 1-4 on the stand-in
+#   and answers one request on step 5.
 #   bash .ci/docker-smoke.sh          (called by .ci/run after the test suite)
 # Without a Docker engine it installs Debian's docker.io and starts dockerd itself (stopped again at the end).
 # Without Docker Hub it builds the base image with debootstrap (Debian bookworm + python3) and `docker import`s it
@@ -145,7 +148,7 @@ debian_mirror() {  # the Debian mirror this machine's apt uses (not the security
 build_local_base() {
   command -v debootstrap > /dev/null || apt_install debootstrap || fail "could not install debootstrap with apt"
   local mirror=${AURORE_DEBIAN_MIRROR:-$(debian_mirror)}
-  mirror=${mirror:-http://deb.debian.org/debian}
+  [ -n "$mirror" ] || fail "no Debian mirror in this machine's apt sources: set AURORE_DEBIAN_MIRROR"
   local rootfs=$tmp/rootfs
   say "debootstrap bookworm from $mirror (log: $tmp/debootstrap.log)"
   as_root debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$rootfs" "$mirror" \
@@ -284,4 +287,47 @@ stop_ms=$((($(date +%s%N) - start) / 1000000))
 say "  docker stop took $stop_ms ms (exit code $(docker inspect -f '{{.State.ExitCode}}' "$server"))"
 [ "$stop_ms" -lt 2000 ] || fail "docker stop took $stop_ms ms: the server did not end on SIGTERM (tini?)"
 docker rm "$server" > /dev/null
+
+# -- the offline room: a laptop with no network installs from the organisers' kit ---------------------------------
+kit_python=$(docker run --rm --entrypoint python3 "$base" -c 'import sys; print(*sys.version_info[:2], sep=".")')
+stage "kit for linux-x86_64, Python $kit_python (python -m aurore kit)"
+python=${AURORE_KIT_BUILDER:-.venv/bin/python}
+"$python" -m aurore kit "$tmp/kit" --platform linux-x86_64 --python-version "$kit_python" --gutenberg-mirror "$books" \
+  > "$tmp/kit.log" 2>&1 || { tail -30 "$tmp/kit.log" >&2; fail "python -m aurore kit failed"; }
+tail -2 "$tmp/kit.log" | head -1
+mkdir -p "$tmp/work"
+git clone -q . "$tmp/work/laptop"
+
+stage "docker run --network none: setup --kit, doctor, steps 1-5"
+name=aurore-smoke-$$-kit
+containers+=("$name")
+timeout 900 docker run --rm --name "$name" --network none -v "$tmp/kit:/kit:ro" -v "$tmp/work/laptop:/laptop" \
+  -w /laptop -e HF_HUB_OFFLINE=1 --entrypoint /bin/sh "$base" -c '
+set -e
+python3 -m aurore setup --kit /kit --no-doctor
+. .venv/bin/activate
+python aurore/1_prepare_dataset_solution.py
+python -m aurore build-standin
+export AURORE_BASE_MODEL=/laptop/aurore/models/standin
+python -m aurore doctor
+python aurore/2_tokenize_solution.py
+python aurore/3_train_solution.py --max-steps 5
+python aurore/4_generate_solution.py --max-new-tokens 8
+python aurore/5_flask_solution.py --port 8080 > /tmp/server.log 2>&1 &
+python - << "PY" || { tail -30 /tmp/server.log; exit 1; }
+import json, time, urllib.request
+for _ in range(300):
+    try:
+        urllib.request.urlopen("http://127.0.0.1:8080/healthz", timeout=5)
+        break
+    except OSError:
+        time.sleep(1)
+request = urllib.request.Request("http://127.0.0.1:8080/api/generate", data=json.dumps({"prompt": "Le soir"}).encode(),
+                                 headers={"Content-Type": "application/json"})
+texts = json.load(urllib.request.urlopen(request, timeout=120))["texts"]
+assert texts and all(isinstance(text, str) and text for text in texts), texts
+print("step 5 answered:", texts[0][:60])
+PY
+' > "$tmp/kit-laptop.log" 2>&1 || { tail -40 "$tmp/kit-laptop.log" >&2; fail "installing from the kit with --network none failed"; }
+grep -E "^(✔|✘|!) |step 5 answered" "$tmp/kit-laptop.log" | sed 's/^/  /'
 stage
