@@ -286,9 +286,11 @@ def main(argv: list[str]) -> int:
     setup_parser.add_argument("--dev", action="store_true", help="ajoute les outils de test (requirements-dev.txt)")
     setup_parser.add_argument("--no-doctor", action="store_true", help="ne lance pas doctor à la fin")
     commands.add_parser("demo", help="lance la solution de chaque étape, puis sert la page")
-    test_parser = commands.add_parser("test", help="lance ruff puis les tests (installe les outils de test)")
-    test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="options passées à pytest")
-    args = parser.parse_args(argv)
+    commands.add_parser("test", help="lance ruff puis les tests (installe les outils de test) ; les options qui "
+                                     "suivent vont à pytest")
+    args, args.pytest_args = parser.parse_known_args(argv)
+    if args.pytest_args and args.command != "test":
+        parser.error("options inconnues : " + " ".join(args.pytest_args))
     try:
         return {"setup": _setup, "demo": _demo, "test": _test}[args.command](args)
     except SetupError as error:

@@ -85,3 +85,13 @@ def test_json_for_an_organisers_script(standin, tmp_path):
     report = json.loads(result.stdout)
     assert report["ok"] is False
     assert [c["name"] for c in report["checks"] if not c["ok"]] == ["Modèle de base"]
+
+
+def test_too_little_memory_fails_and_a_small_laptop_is_warned(standin, monkeypatch):
+    from aurore import doctor as module
+
+    monkeypatch.setattr(module, "total_memory", lambda: 3 * 2**30)
+    assert set(failed(run_checks(standin, port=free_port()))) == {"Mémoire"}
+    monkeypatch.setattr(module, "total_memory", lambda: 6 * 2**30)
+    checks = run_checks(standin, port=free_port())
+    assert failed(checks) == {} and [c.symbol for c in checks if c.name == "Mémoire"] == ["!"]
