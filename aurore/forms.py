@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aurore import generation
+from aurore.config import Config
 from aurore.french import format_number
 from aurore.serving import GenerationService, ServiceBusy
 
 MAX_PROMPT_CHARS = 500
-_DEFAULTS = generation.Sampling()
 
 
 @dataclass(frozen=True)
@@ -32,14 +32,21 @@ class Field:
     placeholder: str = ""  # what an empty field means, on the form
 
 
-FIELDS = {
-    "max_new_tokens": Field(int, 1, 200, _DEFAULTS.max_new_tokens, "nombre de jetons à générer"),
-    "temperature": Field(float, 0.05, 2.0, _DEFAULTS.temperature, "température"),
-    "top_k": Field(int, 0, 1000, _DEFAULTS.top_k, "top-k"),
-    "top_p": Field(float, 0.05, 1.0, _DEFAULTS.top_p, "top-p"),
-    "num_texts": Field(int, 1, 4, 2, "nombre de textes"),
-    "seed": Field(int, 0, 2**31 - 1, None, "graine", "au hasard"),
-}
+def form_fields(config: Config, seed_chosen: bool = False) -> dict[str, Field]:
+    """The fields of the form and the JSON API, their defaults from the server's own settings (step 5's flags and
+    `AURORE_*` variables). The seed stays "au hasard" (a new text per click) unless one was chosen."""
+    return {
+        "max_new_tokens": Field(int, 1, max(200, config.max_new_tokens), config.max_new_tokens,
+                                "nombre de jetons à générer"),
+        "temperature": Field(float, 0.05, max(2.0, config.temperature), config.temperature, "température"),
+        "top_k": Field(int, 0, max(1000, config.top_k), config.top_k, "top-k"),
+        "top_p": Field(float, 0.05, 1.0, config.top_p, "top-p"),
+        "num_texts": Field(int, 1, 4, 2, "nombre de textes"),
+        "seed": Field(int, 0, 2**31 - 1, config.seed if seed_chosen else None, "graine", "au hasard"),
+    }
+
+
+FIELDS = form_fields(Config())  # a server's own come from its settings (Models.fields)
 
 
 class RequestError(Exception):
@@ -90,6 +97,7 @@ class Models:
     """The models the page offers, by key; "gpt2" (step 3's model, else the base model) comes first."""
 
     served: dict[str, Served] = field(default_factory=dict)
+    fields: dict[str, Field] = field(default_factory=lambda: dict(FIELDS))  # the form's defaults and limits
     report: Path | None = None  # step 3's final folder, for "Mon modèle" (read at each visit: no restart needed)
 
     @property
@@ -124,12 +132,17 @@ def prepare(values: object, models: Models) -> Request:
     """Validate a form or JSON body: RequestError(400) with a French message when it cannot be answered."""
     if not isinstance(values, dict):
         raise RequestError(400, "Envoyez un objet JSON, par exemple {\"prompt\": \"Le soir\"}.")
+    try:  # JSON may carry half a UTF-16 pair ("\ud800"), which no page, tokenizer or answer can encode
+        json.dumps(values, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError(400, "La requête contient un caractère invalide (une moitié de paire UTF-16, comme "
+                                "\\ud800, seule) : envoyez du texte Unicode valide.") from None
     key = values.get("model") or "gpt2"
     if not isinstance(key, str) or key not in models.served:
         why = (" (le modèle de base n'est servi qu'à côté d'un modèle affiné, et pas avec --no-base)"
                if key == "base" else "")
         raise RequestError(400, f"Modèle inconnu « {key} »{why} : choisissez parmi {', '.join(models.served)}.")
-    prompt, sampling = parse_request(values, models.served[key].service.engine)
+    prompt, sampling = parse_request(values, models.served[key].service.engine, models.fields)
     return Request(key, models.served[key], prompt, sampling)
 
 
@@ -143,7 +156,8 @@ def answer(values: object, models: Models) -> Answer:
     return Answer(request.prompt, [readable(text) for text in texts], request.sampling.seed, request.served.info)
 
 
-def parse_request(values: dict, engine: generation.Engine) -> tuple[str, generation.Sampling]:
+def parse_request(values: dict, engine: generation.Engine,
+                  fields: dict[str, Field] = FIELDS) -> tuple[str, generation.Sampling]:
     """The prompt and sampling settings of a request; RequestError(400) with a French message when unusable."""
     prompt = values.get("prompt")
     if not isinstance(prompt, str):
@@ -153,7 +167,7 @@ def parse_request(values: dict, engine: generation.Engine) -> tuple[str, generat
         raise RequestError(400, "Le texte de départ est vide : écrivez le début d'une phrase.")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise RequestError(400, f"Le texte de départ est trop long ({len(prompt)} caractères, {MAX_PROMPT_CHARS} au plus).")
-    settings = {name: _number(values.get(name), spec) for name, spec in FIELDS.items()}
+    settings = {name: _number(values.get(name), spec) for name, spec in fields.items()}
     tokens = engine.count_tokens(prompt)
     if tokens + settings["max_new_tokens"] > engine.context_size:
         raise RequestError(400, f"Le texte de départ ({tokens} jetons) plus les jetons à générer dépassent la mémoire "

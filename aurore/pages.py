@@ -69,7 +69,8 @@ def for_model(request: forms.Request) -> forms.Request:
 def compare(values: dict, models: forms.Models) -> tuple[forms.Request, list[Column]]:
     """The same prompt, seed and settings through every served model, all at once (one worker per model)."""
     seed = values.get("seed")
-    seed = random.randrange(2**31) if seed in ("", None) else seed  # one seed for every column
+    if seed in ("", None):  # one seed for every column: the server's, else a new one per click
+        seed = models.fields["seed"].default if models.fields["seed"].default is not None else random.randrange(2**31)
     asked = [for_model(forms.prepare({**values, "model": key, "num_texts": 1, "seed": seed}, models))
              for key in models.served]
     jobs = [(one, one.served.service.submit(one.prompt, one.sampling)) for one in asked]

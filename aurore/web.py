@@ -25,7 +25,7 @@ if not aurore.LOG_LEVEL_CHOSEN and "tensorflow" not in sys.modules:
 
 from flask import Flask, jsonify, render_template, request  # noqa: E402
 
-from aurore import fastgen, generation, hub, minigpt, pages
+from aurore import fastgen, forms, generation, hub, minigpt, pages
 from aurore.config import PACKAGE_DIR, Config
 from aurore.errors import AuroreError
 from aurore.french import format_decimal, format_percent
@@ -42,10 +42,10 @@ LATER_LENGTHS = (256,)  # ... and then these (a longer request compiles its own 
 
 def page_context(models: Models, form: dict | None = None, **context) -> dict:
     """What templates/generate.html shows: the form as the participant left it, the models, the limits."""
-    form = {**{name: spec.default for name, spec in FIELDS.items()}, "prompt": "", "model": "gpt2", **(form or {})}
+    form = {**{name: spec.default for name, spec in models.fields.items()}, "prompt": "", "model": "gpt2", **(form or {})}
     current = models.served.get(form["model"], models.main).info
     warming = not all(served.service.ready.is_set() for served in models.served.values())
-    return {"model": current, "models": models.served, "form": form, "limits": FIELDS, "max_prompt": MAX_PROMPT_CHARS,
+    return {"model": current, "models": models.served, "form": form, "limits": models.fields, "max_prompt": MAX_PROMPT_CHARS,
             "warming": warming, **context}
 
 
@@ -88,6 +88,16 @@ def setup(app: Flask, models: Models) -> Flask:
         if request.path.startswith("/api/"):
             return jsonify(error=message), 404
         return render_template("generate.html", **page_context(models, error=message)), 404
+
+    @app.errorhandler(500)
+    def server_error(_error):  # a bug or a route that raised: French, JSON for /api/, the detail in the terminal
+        message = "Erreur interne du serveur : la requête n'a pas abouti (le terminal du serveur montre le détail)."
+        if request.path.startswith("/api/"):
+            return jsonify(error=message), 500
+        try:
+            return render_template("generate.html", **page_context(models, error=message)), 500
+        except Exception:  # the page itself failed: plain text
+            return message, 500, {"Content-Type": "text/plain; charset=utf-8"}
 
     @app.errorhandler(405)
     def wrong_method(_error):
@@ -139,7 +149,9 @@ def load_models(config: Config, flags: argparse.Namespace) -> Models:
     choice = generation.choose_model(config)
     print(choice.describe())
     main = ModelInfo(choice.name, choice.finetuned, standin=choice.standin)
-    models = Models({"gpt2": Served(_gpt2_service(choice.folder, config, flags), main)}, report=config.finetuned_dir)
+    seed_chosen = getattr(flags, "seed", None) is not None or bool(os.environ.get("AURORE_SEED"))
+    models = Models({"gpt2": Served(_gpt2_service(choice.folder, config, flags), main)},
+                    fields=forms.form_fields(config, seed_chosen), report=config.finetuned_dir)
     if choice.finetuned and flags.base:
         try:
             base = _gpt2_service(hub.tensorflow_folder(config.base_model, config), config, flags)

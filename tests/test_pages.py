@@ -1,7 +1,9 @@
 """The package's views around step 5's routes: streaming, "Comparer", "Pourquoi ce mot ?", through Flask, on a tiny
 real model served by the compiled engine."""
 
+import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from transformers.generation.tf_logits_process import (
     TFTopPLogitsWarper,
 )
 
-from aurore import fastgen, generation, web
+from aurore import fastgen, forms, generation, web
 from aurore.config import Config
 from aurore.serving import GenerationService
 from conftest import script
@@ -190,3 +192,42 @@ def test_asking_for_the_base_model_when_it_is_not_served_says_why(compiled):
     alone = web.Models({"gpt2": web.Served(GenerationService(compiled), web.ModelInfo("m", True))})
     response = step5.create_app(alone).test_client().post("/api/generate", json={"prompt": "Le", "model": "base"})
     assert response.status_code == 400 and "--no-base" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/api/generate", "/api/next-tokens", "/api/generate/stream"])
+def test_a_lone_surrogate_is_a_french_400_on_every_api(client, path):
+    """JSON may hold half a UTF-16 pair ("\\ud800"): a 400 in French JSON, not Flask's English 500 page."""
+    for body in ('{"prompt": "Le soir \\ud800"}', '{"prompt": "Le soir", "model": "\\udfff"}'):
+        response = client.post(path, data=body, content_type="application/json")
+        assert response.status_code == 400, response.get_data(as_text=True)[:300]
+        assert "caractère invalide" in response.get_json()["error"]
+
+
+def test_a_route_that_raises_answers_in_french_json(models):
+    app = step5.create_app(models)
+
+    @app.post("/api/boom")
+    def boom():
+        raise RuntimeError("a bug")
+
+    response = app.test_client().post("/api/boom", json={})
+    assert response.status_code == 500 and "Erreur interne du serveur" in response.get_json()["error"]
+
+
+def test_the_servers_sampling_settings_are_the_forms_and_apis_defaults(models):
+    """Step 5's --temperature, --top-k, --top-p, --max-new-tokens, --seed (and AURORE_*) reach the form, the JSON
+    API, Comparer and Pourquoi ce mot ?"""
+    chosen = forms.form_fields(Config(temperature=0.5, top_k=7, top_p=0.8, max_new_tokens=5, seed=11), seed_chosen=True)
+    client = step5.create_app(dataclasses.replace(models, fields=chosen)).test_client()
+    for page in ("/generate", "/comparer", "/pourquoi"):
+        text = client.get(page).text
+        assert re.search(r'name="temperature"[^>]*value="0.5"', text), page
+        assert re.search(r'name="top_k"[^>]*value="7"', text), page
+    first = client.post("/api/generate", json={"prompt": "Le soir", "num_texts": 1}).get_json()
+    assert first["seed"] == 11 and first == client.post("/api/generate", json={"prompt": "Le soir",
+                                                                               "num_texts": 1}).get_json()
+    asked = forms.prepare({"prompt": "Le soir"}, dataclasses.replace(models, fields=chosen))
+    assert (asked.sampling.temperature, asked.sampling.top_k, asked.sampling.top_p,
+            asked.sampling.max_new_tokens, asked.sampling.seed) == (0.5, 7, 0.8, 5, 11)
+    compare = client.post("/comparer", data={"prompt": "Germain"})
+    assert compare.status_code == 200 and 'name="seed" type="number" value="11"' in compare.text

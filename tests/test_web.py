@@ -454,3 +454,19 @@ def test_unknown_addresses_and_methods_answer_in_french(client):
     api = client.get("/api/generate")
     assert api.status_code == 405 and "POST" in api.get_json()["error"]
     assert client.post("/api/inconnue", json={}).get_json()["error"].startswith("Cette adresse n'existe pas")
+
+
+def test_step5_reads_its_sampling_settings_from_flags_and_variables(tiny_model_dir, tmp_path, monkeypatch):
+    """The server's models carry the form's defaults from step 5's own settings (they came from a frozen default)."""
+    from aurore.config import parse_args
+
+    monkeypatch.setenv("AURORE_TEMPERATURE", "0.5")
+    monkeypatch.delenv("AURORE_SEED", raising=False)
+    argv = ["--engine", "eager", "--workdir", str(tmp_path), "--base-model", str(tiny_model_dir), "--top-k", "7"]
+    models = web.load_models(*parse_args(step5.__doc__, argv, step=5, extra=web.add_server_flags))
+    assert models.fields["temperature"].default == 0.5 and models.fields["top_k"].default == 7
+    assert models.fields["seed"].default is None  # no seed chosen: a new text per click
+    page = step5.create_app(models).test_client().get("/generate").text
+    assert 'name="temperature" type="number" value="0.5"' in page
+    seeded = web.load_models(*parse_args(step5.__doc__, [*argv, "--seed", "3"], step=5, extra=web.add_server_flags))
+    assert seeded.fields["seed"].default == 3
