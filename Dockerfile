@@ -27,11 +27,11 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 # The one pin set (requirements.txt, what `python -m aurore setup` installs), with pip in a virtualenv: the image
-# needs nothing else, and PYTHONPATH=/ finds the package at /aurore (no install of the project).
-COPY requirements.txt /opt/aurore-src/requirements.txt
+# needs nothing else, and PYTHONPATH=/ finds the package at /aurore (no install of the project). The pin file sits
+# beside the package, as in the repository, for `python -m aurore doctor`.
+COPY requirements.txt /requirements.txt
 RUN python3 -m venv /opt/venv \
-    && PIP_NO_CACHE_DIR=1 /opt/venv/bin/pip install --quiet --disable-pip-version-check \
-       -r /opt/aurore-src/requirements.txt
+    && PIP_NO_CACHE_DIR=1 /opt/venv/bin/pip install --quiet --disable-pip-version-check -r /requirements.txt
 
 COPY docker/entrypoint.sh /usr/local/bin/aurore-entrypoint
 # The image's own copy of the exercises (used when no folder is mounted) belongs to UID 1000.

@@ -235,6 +235,7 @@ for uid in 1000 1234; do
   run_step "$dir" python aurore/2_tokenize_solution.py
   run_step "$dir" python aurore/3_train_solution.py --max-steps 5
   run_step "$dir" python aurore/4_generate_solution.py
+  run_step "$dir" python -m aurore doctor  # in the image: every check passes (books cached, the stand-in, the port)
   [ -d "$dir/models/gpt2-george-sand" ] || fail "step 3 wrote no model in $dir/models"
   check_owner "$dir" "$uid"
 done

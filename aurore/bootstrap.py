@@ -32,8 +32,10 @@ SETUP_COMMAND = "python -m aurore setup"
 SETUP_COMMANDS = {"Windows (PowerShell)": "py -m aurore setup", "macOS, Linux": "python3 -m aurore setup"}
 ACTIVATE_COMMANDS = {"Windows (PowerShell)": ".venv\\Scripts\\Activate.ps1", "macOS, Linux": "source .venv/bin/activate"}
 def pinned_python() -> str:
-    """The Python the set-up asks uv for when the running one does not fit (`.python-version`)."""
-    return (REPO / ".python-version").read_text(encoding="utf-8").strip()
+    """The Python the set-up asks uv for when the running one does not fit (`.python-version`; the Docker image has
+    only the package, hence the fallback)."""
+    path = REPO / ".python-version"
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else "3.12"
 
 
 def venv_python(venv: Path) -> Path:
@@ -158,7 +160,9 @@ def install_pins(venv: Path, requirements: Path, uv: list[str] | None, kit: Path
     python = venv_python(venv)
     offline = ["--no-index", "--find-links", str(kit / "wheels")] if kit is not None else []
     if uv is not None:
-        _run(uv + ["pip", "sync", "--python", str(python), str(requirements)] + offline
+        # --compile-bytecode, as pip does: else each import of TensorFlow compiles its sources again (~10 s instead of
+        # ~2 s) until Python has written its caches, and never where PYTHONDONTWRITEBYTECODE is set.
+        _run(uv + ["pip", "sync", "--compile-bytecode", "--python", str(python), str(requirements)] + offline
              + (["--offline"] if kit is not None else []), "L'installation des paquets (uv pip sync)")
     else:
         if subprocess.run([str(python), "-m", "pip", "--version"], capture_output=True).returncode != 0:
