@@ -16,7 +16,7 @@ import tensorflow as tf
 from datasets import DatasetDict, load_from_disk
 from transformers import TFAutoModelForCausalLM, create_optimizer
 
-from aurore import hub, training
+from aurore import final, hub, training
 from aurore.checkpoints import Run, optimizer_step
 from aurore.config import Config, parse_args
 from aurore.errors import friendly_errors, require_output
@@ -97,9 +97,9 @@ class CheckpointSaver(tf.keras.callbacks.Callback):
         super().__init__()
         self.run, self.tokenizer, self.every, self.keep = run, tokenizer, every, keep
 
-    def save(self, epoch: int | None = None):
+    def save(self, epoch: int | None = None, val_loss: float | None = None):
         # Atomic (a crash leaves the previous checkpoint whole); keeps the last `keep` of this run only.
-        return self.run.save(self.model, self.tokenizer, self.keep, epoch)
+        return self.run.save(self.model, self.tokenizer, self.keep, epoch, val_loss)
 
     def on_train_batch_end(self, batch, logs=None):
         # BEGIN SOLUTION 3.5: Keras appelle cette méthode après chaque pas d'entraînement. Quand le numéro du pas
@@ -111,7 +111,8 @@ class CheckpointSaver(tf.keras.callbacks.Callback):
         # END SOLUTION
 
     def on_epoch_end(self, epoch, logs=None):
-        self.save(epoch=epoch + 1)
+        # Keras validated just before: a run resumed from here starts from this score instead of measuring it.
+        self.save(epoch=epoch + 1, val_loss=(logs or {}).get("val_loss"))
 
 
 def compile_model(model, optimizer, jit_compile: bool) -> None:
@@ -172,15 +173,23 @@ def main(argv: list[str] | None = None) -> dict:
         compile_model(model, run.restore(make_optimizer(plan.total_steps, config), model), run.jit_compile)
     saver = CheckpointSaver(run.run, run.load_tokenizer(), config.save_every, config.keep_checkpoints)
     saver.set_model(model)
+    # Keras' own TensorBoard callback: the loss curve, live. In another terminal: tensorboard --logdir aurore/models/logs
+    live = tf.keras.callbacks.TensorBoard(log_dir=str(config.models_dir / "logs" / run.run.name), update_freq=10,
+                                          write_graph=False)
 
     with training.interruptible(saver):  # Ctrl-C: a checkpoint, then how to continue
-        before = perplexity(model, test_data)  # when resuming: at the checkpoint, not the base model
+        # Scoring the whole book costs about as much as training: the starting model (the base model, or the
+        # checkpoint we resume) scores the same on the same blocks at every run, so it is measured once, then kept.
+        before = run.known_perplexity(blocks["test"])
+        if before is None:
+            before = run.remember_perplexity(blocks["test"], perplexity(model, test_data))
         print(f"Perplexité sur La Mare au diable avant l'entraînement : {format_decimal(before, 2)}")
-        history = train(model, train_data.repeat(), test_data, plan, [saver, *run.callbacks(plan)])
-        after = perplexity(model, test_data)
+        history = train(model, train_data.repeat(), test_data, plan, [saver, live, *run.callbacks(plan)])
+        # fit's last validation scored the final model on the whole book: that is the "after" figure.
+        after = math.exp(history.history["val_loss"][-1])
         print(f"Perplexité sur La Mare au diable : {format_decimal(before, 2)} avant, {format_decimal(after, 2)} après "
               "l'entraînement")
-        metrics = training.save_final(run, model, saver.tokenizer, history, (before, after))
+        metrics = final.save_final(run, model, saver.tokenizer, history, (before, after))
     if flags.push_to_hub:
         print(f"Envoyé : {hub.push_to_hub(config.finetuned_dir, flags.push_to_hub)}")
     print("Étape suivante : python aurore/4_generate_solution.py")

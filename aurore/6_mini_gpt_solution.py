@@ -245,9 +245,12 @@ def main(argv: list[str] | None = None) -> dict:
                                     lambda logits, rng: sample_next(logits, rng, config.temperature, config.top_k, config.top_p),
                                     config.mini_seq_len, every=flags.sample_every, seed=config.seed)
     steps = callbacks.StepHistory()  # the loss of every step, and the step reached at each epoch end
+    # The curve, live, with Keras' TensorBoard callback: tensorboard --logdir aurore/models/logs
+    logs = config.models_dir / "logs" / time.strftime("mini-gpt-%Y%m%d-%H%M%S")
+    live = tf.keras.callbacks.TensorBoard(log_dir=str(logs), update_freq=20, write_graph=False)
     started = time.monotonic()
     history = model.fit(train.repeat(), validation_data=validation, epochs=config.mini_epochs,
-                        steps_per_epoch=steps_per_epoch, callbacks=[sampler, steps, *budget])
+                        steps_per_epoch=steps_per_epoch, callbacks=[sampler, steps, live, *budget])
     seconds = time.monotonic() - started
     done = int(model.optimizer.iterations)
     print(f"Entraînement : {format_count(done)} pas en {callbacks.format_duration(seconds)} "

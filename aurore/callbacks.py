@@ -1,5 +1,5 @@
 """Keras callbacks of step 3 (besides the participant's checkpoint saver): the loss of every step, a hard stop at
-the planned step, the projected duration, and a time budget. Durations are parsed and printed for people here too.
+the planned step, the projected duration, a time budget, and the seconds spent training and validating. Durations are parsed and printed for people here too.
 """
 
 from __future__ import annotations
@@ -30,6 +30,27 @@ class StepHistory(tf.keras.callbacks.Callback):
         rate = self.model.optimizer.learning_rate
         rate = float(rate(step)) if callable(rate) else float(rate)  # the rate the next step will use
         self.steps.append({"step": step, "loss": float(logs["loss"]), "next_lr": rate})
+
+
+class Stopwatch(tf.keras.callbacks.Callback):
+    """Seconds spent in training steps and in fit's validations (metrics.json, benchmarks/step3_time.py)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = {"training_steps": 0.0, "validation": 0.0}
+        self._started = 0.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds["training_steps"] += time.perf_counter() - self._started
+
+    def on_test_begin(self, logs=None):
+        self._started = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        self.seconds["validation"] += time.perf_counter() - self._started
 
 
 class StopAtStep(tf.keras.callbacks.Callback):

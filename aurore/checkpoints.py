@@ -67,8 +67,9 @@ class Run:
         found = self.checkpoints()
         return found[-1] if found else None
 
-    def save(self, model, tokenizer, keep: int, epoch: int | None = None) -> Path:
-        """Write a whole checkpoint of `model` at its current step, atomically; prune this run's older ones."""
+    def save(self, model, tokenizer, keep: int, epoch: int | None = None, val_loss: float | None = None) -> Path:
+        """Write a whole checkpoint of `model` at its current step, atomically; prune this run's older ones.
+        `val_loss` (at an epoch end) is the model's score there: a run resumed from it does not measure it again."""
         if self.new_settings is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
             _write_json(self.folder / RUN_FILE, self.new_settings)
@@ -83,7 +84,10 @@ class Run:
             optimizer_checkpoint(model.optimizer, model).write(str(staging / "optimizer" / "state"))
             previous = read_state(target) if target.is_dir() else {}
             epoch = epoch if epoch is not None else previous.get("epoch")
-            _write_json(staging / STATE_FILE, {"step": step, "epoch": epoch, "time": time.time()})
+            state = {"step": step, "epoch": epoch, "time": time.time()}
+            if val_loss is not None:
+                state["val_loss"] = float(val_loss)
+            _write_json(staging / STATE_FILE, state)
             if target.exists():
                 shutil.rmtree(target)
             os.replace(staging, target)  # atomic: a crash before this line leaves only an .incomplete folder

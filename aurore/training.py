@@ -1,4 +1,4 @@
-"""The set-up around step 3's lesson: profiles, devices, resuming a run, the plan of steps, and the final folder.
+"""The set-up around step 3's lesson: profiles, devices, resuming a run, the plan of steps, known scores.
 
 `prepare_run` makes every decision that is not the lesson (which profile, which devices, which run to continue,
 which folder to load, the time budget) and says each one; the step file keeps load -> prepare -> compile -> fit ->
@@ -8,9 +8,7 @@ evaluate -> save.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +16,8 @@ from typing import Iterator
 
 import tensorflow as tf
 
-from aurore import callbacks, hub, plots
+from aurore import callbacks, evaluation, hub
 from aurore.checkpoints import Run, latest_run, read_state, restore_optimizer
-from aurore.atomic import publish, staging_dir
 from aurore.config import Config
 from aurore.errors import AuroreError
 from aurore.french import format_count, format_decimal
@@ -73,6 +70,7 @@ class TrainingRun:
     start_step: int = 0  # the resumed checkpoint's step, read once
     budget: float | None = None
     history: callbacks.StepHistory = field(default_factory=callbacks.StepHistory)
+    stopwatch: callbacks.Stopwatch = field(default_factory=callbacks.Stopwatch)
 
     @property
     def block_size(self) -> int:
@@ -123,10 +121,28 @@ class TrainingRun:
         return optimizer
 
     def callbacks(self, plan: Plan) -> list[tf.keras.callbacks.Callback]:
-        """Per-step loss, a hard stop at the last planned step, the projected duration, and the time budget."""
+        """Per-step loss, a hard stop at the last planned step, the projected duration, the time budget, and the
+        seconds spent training and validating (metrics.json)."""
         extra = [callbacks.TimeBudget(self.budget)] if self.budget else []  # the epoch ends: the saver checkpoints
-        return [self.history, callbacks.StopAtStep(plan.total_steps), callbacks.Projection(plan.total_steps,
-                                                                                              self.budget), *extra]
+        return [self.history, self.stopwatch, callbacks.StopAtStep(plan.total_steps),
+                callbacks.Projection(plan.total_steps, self.budget), *extra]
+
+    def _score_key(self, test_blocks) -> str:
+        return evaluation.score_key(self.model_folder, test_blocks, self.block_size, self.config.batch_size)
+
+    def known_perplexity(self, test_blocks) -> float | None:
+        """The starting model's perplexity on these blocks, when already measured: at the resumed checkpoint's
+        epoch end, or by an earlier run of the same weights on the same blocks."""
+        if self.resume_from is not None:
+            val_loss = read_state(self.resume_from).get("val_loss")
+            return math.exp(val_loss) if val_loss is not None else None
+        return evaluation.known_perplexity(self.config.models_dir, self._score_key(test_blocks))
+
+    def remember_perplexity(self, test_blocks, value: float) -> float:
+        """Keep the starting model's perplexity for the next runs; returns it."""
+        if self.resume_from is not None:
+            return value
+        return evaluation.remember_perplexity(self.config.models_dir, self._score_key(test_blocks), value)
 
 
 def prepare_run(config: Config, resume: bool = False, strategy: str = "auto",
@@ -228,82 +244,6 @@ def reblock(blocks, size: int):
         return {"input_ids": pieces, "labels": [list(p) for p in pieces]}
 
     return blocks.map(cut, batched=True, remove_columns=blocks["train"].column_names, desc=f"blocs de {size}")
-
-
-def save_final(training: TrainingRun, model, tokenizer, history, perplexities: tuple[float, float]) -> dict:
-    """The folder steps 4 and 5 load: model, tokenizer, generation config, model card, metrics, loss curve.
-
-    Written under a temporary name and renamed when whole; the previous final model is kept as `.previous`, and a
-    replaced model better than the new one (lower perplexity) as `.best`, which later runs never overwrite with a
-    worse one: a quick test run after a long one loses nothing.
-    """
-    config, steps = training.config, training.history
-    epochs = [{"epoch": epoch + 1, "step": steps.epoch_ends[i], **{k: float(v[i]) for k, v in history.history.items()}}
-              for i, epoch in enumerate(history.epoch)]
-    metrics = {"perplexity_before": perplexities[0], "perplexity_after": perplexities[1], "run": training.run.name,
-               "resumed_from_step": training.start_step, "steps": steps.steps, "epochs": epochs,
-               "settings": {k: getattr(config, k) for k in (*RUN_SETTINGS, "time_budget")}}
-    # What it trained with: the profile auto chose, and the laptop profile's blocks (it cuts step 2's)
-    metrics["settings"].update(profile=training.profile.name, block_size=training.block_size)
-    replaced = _perplexity_of(config.finetuned_dir)
-    staging = staging_dir(config.models_dir, ".final-")
-    try:
-        model.save_pretrained(str(staging))
-        tokenizer.save_pretrained(str(staging))
-        model.generation_config.save_pretrained(str(staging))
-        (staging / "README.md").write_text(model_card(config.base_model, metrics), encoding="utf-8")
-        (staging / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
-        plots.plot_losses(metrics["steps"], epochs, staging / "loss.png")
-        previous = publish(staging, config.finetuned_dir, keep_previous=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # interrupted before the rename: nothing half-written stays
-    best = config.finetuned_dir.with_name(config.finetuned_dir.name + ".best")
-    to_beat = min(perplexities[1], _perplexity_of(best) or math.inf)  # the new model's, and the one kept as best
-    better = previous is not None and replaced is not None and replaced < to_beat
-    if better:
-        shutil.rmtree(best, ignore_errors=True)
-        previous = previous.replace(best)
-    print(f"Modèle final enregistré dans {config.finetuned_dir}"
-          + (f" (le précédent est dans {previous})" if previous else ""))
-    if better:
-        print(f"Attention : le modèle remplacé était meilleur (perplexité {format_decimal(replaced, 2)} contre "
-              f"{format_decimal(perplexities[1], 2)}) : il est gardé dans {previous}, que les essais suivants "
-              f"n'effaceront pas.\n  -> Pour le servir de nouveau : renommez {config.finetuned_dir.name} (ou "
-              f"supprimez-le), puis renommez {previous.name} en {config.finetuned_dir.name}.")
-    return metrics
-
-
-def _perplexity_of(folder: Path) -> float | None:
-    """A final model folder's perplexity after training (metrics.json), None when there is none."""
-    try:
-        return float(json.loads((folder / "metrics.json").read_text(encoding="utf-8"))["perplexity_after"])
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def model_card(base_model: str, metrics: dict) -> str:
-    rows = "\n".join(f"| {k} | {v} |" for k, v in metrics["settings"].items())
-    return f"""---
-language: fr
-base_model: {base_model}
-tags: [gpt2, george-sand, aurore-workshop]
----
-# GPT-2 fine-tuned on George Sand
-
-Fine-tuned from `{base_model}` with the aurore workshop (step 3), on four novels by George Sand from Project
-Gutenberg (Lélia, La Petite Fadette, Gabriel, Lettres d'un voyageur); validated on La Mare au diable.
-
-| hyper-parameter | value |
-|---|---|
-{rows}
-
-## Results on La Mare au diable (held out)
-
-| | perplexity |
-|---|---|
-| before fine-tuning | {metrics['perplexity_before']:.2f} |
-| after fine-tuning | {metrics['perplexity_after']:.2f} |
-"""
 
 
 @contextlib.contextmanager

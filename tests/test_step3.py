@@ -286,28 +286,96 @@ def test_pruning_never_removes_the_checkpoint_just_written(tokenized, tmp_path):
         assert written.is_dir() and run.checkpoints() == [written]
 
 
-@pytest.mark.parametrize("when", ["before", "after"])
-def test_ctrl_c_during_perplexity_saves_a_checkpoint_of_this_run_and_nothing_half_written(tokenized, tmp_path,
-                                                                                          monkeypatch, capsys, when):
+@pytest.mark.parametrize("when", ["before", "saving"])
+def test_ctrl_c_during_perplexity_or_the_final_save_saves_a_checkpoint_and_nothing_half_written(
+        tokenized, tmp_path, monkeypatch, capsys, when):
     import shutil
+
+    from aurore import final
 
     config = tokenized.__class__(workdir=tmp_path, base_model=tokenized.base_model)
     shutil.copytree(tokenized.tokenized_dir, config.tokenized_dir)
-    calls, real_perplexity = [], step3.perplexity
 
-    def interrupted(model, test_data):
-        calls.append(1)
-        if (when == "before") == (len(calls) == 1):
-            raise KeyboardInterrupt
-        return real_perplexity(model, test_data)
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(step3, "perplexity", interrupted)
+    if when == "before":
+        monkeypatch.setattr(step3, "perplexity", interrupted)
+    else:  # inside save_final, once the staging folder holds the model
+        monkeypatch.setattr(final.plots, "plot_losses", interrupted)
     with pytest.raises(SystemExit) as stopped:
         step3.main(args(config, "--max-steps", "4", "--save-every", "0"))
     assert stopped.value.code == 130 and "Interrompu (Ctrl-C) : point de contrôle enregistré" in capsys.readouterr().err
     saved = checkpoints.latest_run(config.checkpoints_dir).latest()
     assert checkpoints.read_state(saved)["step"] == (0 if when == "before" else 4)
     assert not list(config.models_dir.glob(".final-*")) and not config.finetuned_dir.exists()
+
+
+def counting_perplexity(monkeypatch) -> list:
+    calls, real = [], step3.perplexity
+    monkeypatch.setattr(step3, "perplexity", lambda model, data: calls.append(1) or real(model, data))
+    return calls
+
+
+def test_each_model_state_is_scored_once(tokenized, tmp_path, monkeypatch):
+    """The base model's score is measured at the first run and reused by the next ones on the same blocks; the
+    "after" figure is fit's last validation, the whole book scored by the final model."""
+    import math
+    import shutil
+
+    config = tokenized.__class__(workdir=tmp_path, base_model=tokenized.base_model)
+    shutil.copytree(tokenized.tokenized_dir, config.tokenized_dir)
+    calls = counting_perplexity(monkeypatch)
+    first = step3.main(args(config, "--max-steps", "3"))
+    assert len(calls) == 1
+    second = step3.main(args(config, "--max-steps", "3", "--learning-rate", "1e-3"))
+    assert len(calls) == 1 and second["perplexity_before"] == first["perplexity_before"]
+    assert second["perplexity_after"] == pytest.approx(math.exp(second["epochs"][-1]["val_loss"]))
+    model = TFAutoModelForCausalLM.from_pretrained(str(config.finetuned_dir))
+    model.compile(optimizer="adam")
+    blocks = training.reblock(step3.load_blocks(config), 64)
+    _, test_data = step3.to_tf_datasets(model, blocks, 8)
+    assert step3.perplexity(model, test_data) == pytest.approx(second["perplexity_after"], rel=1e-4)
+    assert second["seconds"]["training_steps"] > 0 and second["seconds"]["validation"] > 0
+
+
+def test_a_score_kept_for_other_weights_blocks_or_settings_is_never_used(tokenized, tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    config = tokenized.__class__(workdir=tmp_path, base_model=str(tmp_path / "base"))
+    shutil.copytree(tokenized.base_model, config.base_model)
+    shutil.copytree(tokenized.tokenized_dir, config.tokenized_dir)
+    calls = counting_perplexity(monkeypatch)
+    step3.main(args(config, "--max-steps", "2"))
+    step3.main(args(config, "--max-steps", "2", "--block-size", "16"))  # other blocks
+    step3.main(args(config, "--max-steps", "2", "--batch-size", "4"))  # other batches
+    assert len(calls) == 3
+    weights = tmp_path / "base" / "model.safetensors"  # new weights (converted again for TensorFlow)
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**12))
+    step3.main(args(config, "--max-steps", "2"))
+    assert len(calls) == 4
+
+
+def test_a_resumed_run_starts_from_its_checkpoints_validation(tokenized, tmp_path, monkeypatch):
+    import math
+    import shutil
+
+    config = tokenized.__class__(workdir=tmp_path, base_model=tokenized.base_model)
+    shutil.copytree(tokenized.tokenized_dir, config.tokenized_dir)
+    first = step3.main(args(config, "--max-steps", "6", "--epochs", "2", "--save-every", "0"))
+    run = checkpoints.latest_run(config.checkpoints_dir)
+    for checkpoint in run.checkpoints():
+        state = checkpoints.read_state(checkpoint)
+        state.pop("val_loss")
+        (checkpoint / checkpoints.STATE_FILE).write_text(json.dumps(state))
+    # a checkpoint of epoch 1 with its validation, as the saver writes it
+    epoch1 = run.save(TFAutoModelForCausalLM.from_pretrained(str(run.latest())),
+                      hub.load_tokenizer(str(run.latest())), keep=5, epoch=2, val_loss=first["epochs"][-1]["val_loss"])
+    assert checkpoints.read_state(epoch1)["val_loss"] == pytest.approx(first["epochs"][-1]["val_loss"])
+    calls = counting_perplexity(monkeypatch)
+    resumed = step3.main(args(config, "--resume", "--max-steps", "9", "--epochs", "3"))
+    assert calls == [] and resumed["perplexity_before"] == pytest.approx(math.exp(first["epochs"][-1]["val_loss"]))
 
 
 def test_saved_folders_are_readable_by_the_group(trained):

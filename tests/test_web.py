@@ -362,7 +362,7 @@ def test_a_second_server_started_while_the_first_is_loading_fails_at_once(tiny_m
 
 
 def test_mon_modele_shows_what_step3_measured_or_says_to_run_it(service, tmp_path):
-    from aurore import plots, training
+    from aurore import final, plots
 
     folder = tmp_path / "gpt2-george-sand"
     info = web.ModelInfo("models/gpt2-george-sand", True)
@@ -378,7 +378,7 @@ def test_mon_modele_shows_what_step3_measured_or_says_to_run_it(service, tmp_pat
     metrics = {"perplexity_before": 123.456, "perplexity_after": 78.9, "steps": steps, "epochs": epochs,
                "settings": {"learning_rate": 5e-05, "max_steps": 10, "time_budget": ""}}
     (folder / "metrics.json").write_text(__import__("json").dumps(metrics), encoding="utf-8")
-    (folder / "README.md").write_text(training.model_card("benjamin/gpt2-wechsel-french", metrics), encoding="utf-8")
+    (folder / "README.md").write_text(final.model_card("benjamin/gpt2-wechsel-french", metrics), encoding="utf-8")
     plots.plot_losses(steps, epochs, folder / "loss.png")
     page = client.get("/mon-modele")
     assert page.status_code == 200 and "123,46" in page.text and "78,90" in page.text  # French decimals
