@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     config, flags = parse_args(__doc__, argv, step=5, extra=web.add_server_flags)
     listener = web.reserve_port(flags.host, flags.port)  # before the long load: a second server fails at once
     models = web.load_models(config, flags)
-    web.serve(create_app(models), listener, flags)
+    web.serve(create_app(models), listener, flags, models, script=__file__)  # an edit of this file: served at once
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 
 import aurore
 
@@ -25,7 +26,7 @@ if not aurore.LOG_LEVEL_CHOSEN and "tensorflow" not in sys.modules:
 
 from flask import Flask, jsonify, render_template, request  # noqa: E402
 
-from aurore import fastgen, forms, generation, hub, minigpt, pages
+from aurore import fastgen, forms, generation, hub, minigpt, pages, reload
 from aurore.config import PACKAGE_DIR, Config
 from aurore.errors import AuroreError
 from aurore.french import format_decimal, format_percent
@@ -57,6 +58,7 @@ def setup(app: Flask, models: Models) -> Flask:
     app.add_template_filter(format_percent, "percent")  # 2,7 %, and "< 0,1 %" for a small share that is not zero
 
     pages.add_routes(app, models, page_context)
+    app.context_processor(lambda: {"reload_error": reload.STATUS.error})  # a broken edit of the step-5 script
 
     @app.get("/")
     def home():
@@ -90,8 +92,10 @@ def setup(app: Flask, models: Models) -> Flask:
         return render_template("generate.html", **page_context(models, error=message)), 404
 
     @app.errorhandler(500)
-    def server_error(_error):  # a bug or a route that raised: French, JSON for /api/, the detail in the terminal
-        message = "Erreur interne du serveur : la requête n'a pas abouti (le terminal du serveur montre le détail)."
+    def server_error(error):  # a bug or a route that raised: French, JSON for /api/, the detail in the terminal
+        cause = getattr(error, "original_exception", None)
+        where = f" ({reload.where_it_broke(cause)})" if cause is not None else ""
+        message = f"Erreur interne du serveur{where} : la requête n'a pas abouti (le terminal du serveur montre le détail)."
         if request.path.startswith("/api/"):
             return jsonify(error=message), 500
         try:
@@ -119,6 +123,8 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=["compiled", "eager"], default="compiled",
                         help="compiled : décodage XLA, ~10 fois plus rapide, compilé au démarrage ; "
                              "eager : le pipeline")
+    parser.add_argument("--no-reload", dest="reload", action="store_false",
+                        help="ne pas recharger le fichier de l'étape quand il change (pour un serveur d'organisateur)")
     parser.add_argument("--no-base", dest="base", action="store_false",
                         help="ne pas charger le modèle de base à côté du modèle affiné (économise sa "
                              "mémoire ; pas de colonne « base » dans Comparer)")
@@ -205,9 +211,11 @@ def _gpt2_service(folder: str, config: Config, flags: argparse.Namespace) -> Gen
     return GenerationService(compiled, flags.timeout, ready=threading.Event())  # ready once warmed up: _warm_up
 
 
-def serve(app: Flask, listener: socket.socket, flags: argparse.Namespace) -> None:
+def serve(app: Flask, listener: socket.socket, flags: argparse.Namespace, models: Models | None = None,
+          script: str | None = None) -> None:
     """waitress, a production WSGI server (never Flask's debug server, which runs code sent by a browser), on the
-    port `reserve_port` took."""
+    port `reserve_port` took. With `script` (the step file) and without --no-reload, an edit of the file is served at
+    the next request, on the same models (`aurore/reload.py`)."""
     import logging
 
     from waitress import serve as waitress_serve
@@ -216,4 +224,13 @@ def serve(app: Flask, listener: socket.socket, flags: argparse.Namespace) -> Non
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     print(f"Page prête : http://{'127.0.0.1' if flags.host == '0.0.0.0' else flags.host}:{flags.port}/generate "
           "(Ctrl-C pour arrêter)")
-    waitress_serve(app, sockets=[listener], threads=flags.threads)
+    waitress_serve(wsgi_app(app, flags, models, script), sockets=[listener], threads=flags.threads)
+
+
+def wsgi_app(app: Flask, flags: argparse.Namespace, models: Models | None, script: str | None):
+    """What waitress serves: the app, reloaded from `script` when it changes unless --no-reload."""
+    if script is None or not getattr(flags, "reload", False):
+        return app
+    print(f"Modifiez {Path(script).name} et enregistrez : la page suivante sert la nouvelle version, sans redémarrer "
+          "(--no-reload pour ne pas recharger).")
+    return reload.ReloadingApp(script, app, models)

@@ -191,3 +191,12 @@ def test_missing_corpora_are_clear_errors(tmp_path):
                           (f"--text-folder={tmp_path}", "moins de deux fichiers .txt")):
         result = run_script(["aurore/6_mini_gpt_solution.py", "--workdir", str(tmp_path), flag], {})
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr, flag
+
+
+def test_step6_logs_its_curves_for_tensorboard(mini_gpt_workdir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runs = sorted((Config(workdir=mini_gpt_workdir).models_dir / "logs").glob("mini-gpt-*"))
+    assert runs, "no TensorBoard log folder"
+    events = EventAccumulator(str(runs[-1] / "train")).Reload()
+    assert "epoch_loss" in events.Tags()["tensors"] + events.Tags()["scalars"]

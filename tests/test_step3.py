@@ -422,3 +422,16 @@ def test_a_checkpoint_restores_adamw_moments_not_only_the_step_count(tmp_path):
             np.testing.assert_allclose(fresh.get_slot(after, slot).numpy(), optimizer.get_slot(before, slot).numpy(),
                                        err_msg=f"{before.name} {slot}")
             assert np.abs(optimizer.get_slot(before, slot).numpy()).sum() > 0
+
+
+def test_tensorboard_logs_the_loss_while_it_trains(trained):
+    """Keras' TensorBoard callback writes the run's curves under models/logs/<run> (tensorboard --logdir)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, config = trained
+    run = checkpoints.latest_run(config.checkpoints_dir).name
+    events = EventAccumulator(str(config.models_dir / "logs" / run / "train")).Reload()
+    tags = events.Tags()["tensors"] + events.Tags()["scalars"]
+    assert "batch_loss" in tags or "epoch_loss" in tags, tags
+    validation = EventAccumulator(str(config.models_dir / "logs" / run / "validation")).Reload()
+    assert "epoch_loss" in validation.Tags()["tensors"] + validation.Tags()["scalars"]
