@@ -10,8 +10,9 @@ server's own line about its compiled programs:
 1. first start with an empty XLA cache (what every start cost before the cache);
 2. second start: the compiled programs are read from models/xla-cache;
 3. third start, cache kept: the same again (a second sample);
-then, with a fine-tuned model (a copy of the base), the start and memory with the base model served beside it
-(for the compare page) and without it (`--no-base`).
+then the seconds from saving an edit of the step-5 script (a new route) to that route's first answer, the server
+running (no restart: aurore/reload.py); then, with a fine-tuned model (a copy of the base), the start and memory
+with the base model served beside it (for the compare page) and without it (`--no-base`).
 """
 
 from __future__ import annotations
@@ -87,6 +88,43 @@ def report(label: str, env: dict, *flags: str) -> None:
           f"({shapes})", flush=True)
 
 
+def edit_to_served(env: dict, edits: int = 3) -> list[float]:
+    """Seconds from saving an edit of step 5's script (a new route) to the first answer of that route, the server
+    running (aurore/reload.py): a copy of the solution, started as a participant starts theirs."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="aurore-edit-"))
+    script = folder / "5_flask_solution.py"
+    shutil.copy(REPO / "aurore" / "5_flask_solution.py", script)
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(script), "--port", str(port)], cwd=REPO, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds = []
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        for number in range(edits):
+            route = f'\n    @app.get("/edit{number}")\n    def edit{number}():\n        return "ok"\n\n    return app\n'
+            script.write_text(script.read_text().replace("\n    return app\n", route, 1))
+            saved = time.perf_counter()
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/edit{number}", timeout=5)
+                    break
+                except OSError:
+                    time.sleep(0.02)
+            seconds.append(time.perf_counter() - saved)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="/tmp/aurore-startup")
@@ -109,6 +147,9 @@ def main() -> None:
     shutil.rmtree(workdir / "models" / "xla-cache", ignore_errors=True)
     for label in ("first start, empty XLA cache", "second start, cache kept", "third start, cache kept"):
         report(label, env)
+    edits = edit_to_served(env)
+    print(f"{'edit of the script -> new route served':38} " + ", ".join(f"{s:.2f} s" for s in edits)
+          + " (no restart: models kept)", flush=True)
     # With a fine-tuned model (here: a copy of the converted base), the base model is served beside it.
     converted = next(path.parent for path in (workdir / "models").rglob("tf_model.h5") if standin not in path.parents)
     shutil.copytree(converted, finetuned)
