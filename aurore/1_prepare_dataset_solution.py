@@ -16,7 +16,7 @@ import nltk
 import tensorflow as tf
 from datasets import Dataset, DatasetDict
 
-from aurore import french, gutenberg
+from aurore.text import french, gutenberg
 from aurore.config import Config, parse_args
 from aurore.errors import friendly_errors
 

@@ -16,7 +16,7 @@ from transformers import AutoTokenizer
 
 from aurore import hub
 from aurore.config import Config, parse_args
-from aurore.french import format_count
+from aurore.text.french import format_count
 from aurore.errors import friendly_errors, require_output
 
 SAMPLE_SENTENCE = "La petite Fadette regardait la rivière en chantonnant."

@@ -16,11 +16,12 @@ import tensorflow as tf
 from datasets import DatasetDict, load_from_disk
 from transformers import TFAutoModelForCausalLM, create_optimizer
 
-from aurore import final, hub, training
-from aurore.checkpoints import Run, optimizer_step
+from aurore.training import final
+from aurore import hub, training
+from aurore.training.checkpoints import Run, optimizer_step
 from aurore.config import Config, parse_args
 from aurore.errors import friendly_errors, require_output
-from aurore.french import format_decimal
+from aurore.text.french import format_decimal
 
 
 def load_blocks(config: Config) -> DatasetDict:

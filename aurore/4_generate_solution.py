@@ -15,7 +15,8 @@ import argparse
 import tensorflow as tf
 from transformers import pipeline
 
-from aurore import generation, hub
+from aurore.engines import generation
+from aurore import hub
 from aurore.config import parse_args
 from aurore.errors import friendly_errors
 

@@ -23,9 +23,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from aurore import callbacks, minigpt, plots
+from aurore.training import callbacks, plots
+from aurore.engines import minigpt
 from aurore.config import Config, parse_args
-from aurore.french import format_count, format_decimal
+from aurore.text.french import format_count, format_decimal
 from aurore.errors import friendly_errors
 
 layers = tf.keras.layers  # tf.keras is Keras 2 (tf_keras) here, like the Hugging Face models
@@ -171,21 +172,7 @@ def sample_next(logits: np.ndarray, rng: np.random.Generator, temperature: float
 # Training in three minutes. The learning rate rises from 0 for a few steps (warm-up: Adam's statistics are
 # still empty and a full-size step would wreck the fresh weights), then follows half a cosine down to a tenth of its
 # peak: big steps while the loss falls fast, small ones at the end to settle into the valley.
-#
-# The default recipe is nanoGPT's "baby GPT" for CPUs: 4 pre-norm blocks of width 128, 2,000 steps of 12 windows
-# of 64 characters, no dropout, AdamW with this schedule. On 2 shared CPU cores it trained in 147 s and reached
-# 2.32 bits per character on La Mare au diable; the previous recipe (2 post-norm blocks, dropout 0.1, a constant
-# rate, 64 windows of 128 characters a step) reached 2.89 in 172 s. What mattered, at 2,000 steps each:
-#   - no dropout: 2.42 with dropout 0.1 (in a few minutes the model sees less than one pass of the books: there
-#     is nothing to over-fit, and dropout only slows the learning);
-#   - pre-norm blocks: 2.39 post-norm;
-#   - the decay of the schedule: 2.37 at a constant rate after the warm-up;
-#   - many small steps (nanoGPT's choice, not measured alone here): the previous recipe made 425 steps of 8,192
-#     characters in 172 s, this one 2,000 of 768, and in a short run the number of updates is what runs out;
-#   - XLA (jit_compile=True): 1.3 times the steps per second (11,700 against 9,000 characters a second).
-# Tying the output to the embeddings did not help at the character level (2.30 untied; one run each, a gap this
-# small may be the seed's; 110 characters cost only 14,000 output weights); GPT-2 does it, and with --mini-tokens
-# word it saves 1.3M weights.
+# The default recipe is nanoGPT's "baby GPT" for CPUs; the experiments behind it are in docs/benchmarks.md.
 
 
 @tf.keras.utils.register_keras_serializable(package="aurore")

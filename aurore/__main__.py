@@ -24,7 +24,7 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _build_standin(args: argparse.Namespace) -> int:
-    from aurore.standin import build_standin
+    from aurore.hub.standin import build_standin
 
     given = {"n_layer": args.layers, "n_embd": args.width, "vocab_size": args.vocab}
     build_standin(settings.from_namespace(args), **{k: v for k, v in given.items() if v is not None})
@@ -34,7 +34,7 @@ def _build_standin(args: argparse.Namespace) -> int:
 def _download_model(args: argparse.Namespace) -> int:
     """Fill the caches before the workshop: hub files, and the TensorFlow conversion."""
     from aurore import hub
-    from aurore.french import format_count
+    from aurore.text.french import format_count
 
     config = settings.from_namespace(args)
     hub.load_tokenizer(config.base_model)
@@ -45,9 +45,9 @@ def _download_model(args: argparse.Namespace) -> int:
 
 
 def _perplexity(args: argparse.Namespace) -> int:
-    from aurore.evaluation import evaluate_perplexity
-    from aurore.french import format_decimal
-    from aurore.generation import choose_model
+    from aurore.training.evaluation import evaluate_perplexity
+    from aurore.text.french import format_decimal
+    from aurore.engines.generation import choose_model
 
     config = settings.from_namespace(args)
     name = args.model or choose_model(config).folder
@@ -56,26 +56,26 @@ def _perplexity(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from aurore.check import run_checks
+    from aurore.workshop.check import run_checks
 
     return run_checks(args.step, solution=args.solution)
 
 
 def _exercises(args: argparse.Namespace) -> int:
-    from aurore.exercises import write_exercises
+    from aurore.workshop.exercises import write_exercises
 
     stale = write_exercises(check_only=args.check)
     return 1 if (args.check and stale) else 0
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from aurore.doctor import report, run_checks
+    from aurore.workshop.doctor import report, run_checks
 
     return report(run_checks(settings.from_namespace(args), port=args.port), as_json=args.json)
 
 
 def _kit(args: argparse.Namespace) -> int:
-    from aurore.kit import build_kit
+    from aurore.workshop.kit import build_kit
 
     return build_kit(args.folder, settings.from_namespace(args), targets=args.platform,
                      python_version=args.python_version, with_pythons=args.with_pythons)
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(function=function)
         if name == "build-standin":
-            from aurore.standin import SHAPE
+            from aurore.hub.standin import SHAPE
 
             sub.add_argument("--layers", type=int, help=f"blocs transformer (par défaut : {SHAPE['n_layer']})")
             sub.add_argument("--width", type=int, help=f"largeur des plongements (par défaut : {SHAPE['n_embd']})")
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--port", type=int, default=8080, help="port de l'étape 5 (par défaut : 8080)")
             sub.add_argument("--json", action="store_true", help="résultat en JSON (pour un script)")
         if name == "kit":
-            from aurore.kit import add_kit_arguments
+            from aurore.workshop.kit import add_kit_arguments
 
             add_kit_arguments(sub)
         if name in COMMAND_STEPS:

@@ -4,7 +4,7 @@
 
 Models are random-weight GPT-2s built from config (speed does not depend on the weights): `standin` has the
 offline stand-in's shape, `gpt2-124m` GPT-2 small's. Prints, per model:
-- tokens/s of the eager `generate` (the pipeline's path) and of aurore.fastgen at batch 1 and 8;
+- tokens/s of the eager `generate` (the pipeline's path) and of aurore.engines.fastgen at batch 1 and 8;
 - start-up: compile time of the warm-up and the first request's latency after it;
 - the web app (waitress on loopback, compiled engine): p50/p95 latency and throughput with 1, 4, 8 clients
   (`--batch-window 0` shows what the serving worker's batch window is worth);
@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aurore  # noqa: E402,F401  sets TF_USE_LEGACY_KERAS before TensorFlow loads
 
-from aurore.standin import HUB_MODEL_SHAPE, SHAPE  # noqa: E402
+from aurore.hub.standin import HUB_MODEL_SHAPE, SHAPE  # noqa: E402
 
 SHAPES = {"standin": SHAPE, "gpt2-124m": HUB_MODEL_SHAPE}
 PROMPT_IDS = [11, 617, 1234, 88, 402, 77, 5, 901]  # 8 tokens
@@ -76,7 +76,7 @@ def eager_tokens_per_s(model, batch: int, new_tokens: int, repeats: int = 3) -> 
 
 
 def compiled_tokens_per_s(engine, batch: int, new_tokens: int, repeats: int = 3) -> float:
-    from aurore.generation import Sampling
+    from aurore.engines.generation import Sampling
 
     times = []
     for seed in range(repeats):
@@ -99,8 +99,8 @@ class Server:
 
         from aurore import web
         from aurore.config import PACKAGE_DIR
-        from aurore.exercises import load_script
-        from aurore.serving import GenerationService
+        from aurore.workshop.exercises import load_script
+        from aurore.web.serving import GenerationService
 
         served = {key: web.Served(GenerationService(engine, timeout=timeout, batch_window=batch_window),
                                   web.ModelInfo(key, key == "gpt2")) for key, engine in engines.items()}
@@ -308,16 +308,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="standin,gpt2-124m")
     parser.add_argument("--new-tokens", type=int, default=32)
-    parser.add_argument("--batch-window", type=float, default=None, help="seconds; default: aurore.serving's")
+    parser.add_argument("--batch-window", type=float, default=None, help="seconds; default: aurore.web.serving's")
     parser.add_argument("--mixed", action="store_true", help="also: 8 clients with mixed settings vs the same settings")
     parser.add_argument("--room", type=int, default=0, help="also: this many clients at once (e.g. 30), with a time-out")
     parser.add_argument("--room-timeout", type=float, default=60.0)
     parser.add_argument("--latency", action="store_true", help="also: first streamed token, next-token chart, compare")
     parser.add_argument("--skip-eager", action="store_true")
     args = parser.parse_args()
-    from aurore.fastgen import CompiledGenerator  # TensorFlow loads here, not for --help
-    from aurore.generation import Sampling
-    from aurore.serving import BATCH_WINDOW
+    from aurore.engines.fastgen import CompiledGenerator  # TensorFlow loads here, not for --help
+    from aurore.engines.generation import Sampling
+    from aurore.web.serving import BATCH_WINDOW
     batch_window = BATCH_WINDOW if args.batch_window is None else args.batch_window
     from probe import machine_line
 

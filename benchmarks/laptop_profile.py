@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aurore  # noqa: E402,F401  sets TF_USE_LEGACY_KERAS before TensorFlow loads
 
-from aurore.standin import HUB_MODEL_SHAPE as SHAPE  # noqa: E402
+from aurore.hub.standin import HUB_MODEL_SHAPE as SHAPE  # noqa: E402
 
 
 def step_flops(batch: int, block: int, top_blocks: int) -> float:
@@ -65,7 +65,7 @@ def measure(profile: str, steps: int, batch: int, block: int) -> dict:
     from transformers import GPT2Config, TFGPT2LMHeadModel, create_optimizer
 
     from aurore.config import PACKAGE_DIR, Config
-    from aurore.exercises import load_script
+    from aurore.workshop.exercises import load_script
     from aurore.training import PROFILES
 
     settings = PROFILES[profile]

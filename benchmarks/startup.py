@@ -11,7 +11,7 @@ server's own line about its compiled programs:
 2. second start: the compiled programs are read from models/xla-cache;
 3. third start, cache kept: the same again (a second sample);
 then the seconds from saving an edit of the step-5 script (a new route) to that route's first answer, the server
-running (no restart: aurore/reload.py); then, with a fine-tuned model (a copy of the base), the start and memory
+running (no restart: aurore/web/reload.py); then, with a fine-tuned model (a copy of the base), the start and memory
 with the base model served beside it (for the compare page) and without it (`--no-base`).
 """
 
@@ -60,15 +60,8 @@ def start_once(env: dict, *flags: str) -> tuple[float, float, str, float]:
                                env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                ready = time.perf_counter() - start
-                break
-            except OSError:
-                if process.poll() is not None:
-                    raise SystemExit(process.stdout.read()[-3000:])
-                time.sleep(0.1)
+        wait_for(f"http://127.0.0.1:{port}/healthz", 0.1, process)
+        ready = time.perf_counter() - start
         body = json.dumps({"prompt": "Il était une fois", "max_new_tokens": 32, "num_texts": 1}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{port}/api/generate", body,
                                          {"Content-Type": "application/json"})
@@ -82,6 +75,18 @@ def start_once(env: dict, *flags: str) -> tuple[float, float, str, float]:
     return ready, answered, " / ".join(line.split(" (le code")[0] for line in shapes), memory
 
 
+def wait_for(url: str, every: float, process: subprocess.Popen | None = None) -> None:
+    """Poll `url` until it answers (a server starting, a route appearing); stop if the server died."""
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            return
+        except OSError:
+            if process is not None and process.poll() is not None:
+                raise SystemExit(process.stdout.read()[-3000:] if process.stdout else "the server stopped")
+            time.sleep(every)
+
+
 def report(label: str, env: dict, *flags: str) -> None:
     ready, answered, shapes, memory = start_once(env, *flags)
     print(f"{label:38} page open after {ready:5.1f} s, first answer after {answered:5.1f} s, {memory:,.0f} MB   "
@@ -90,7 +95,7 @@ def report(label: str, env: dict, *flags: str) -> None:
 
 def edit_to_served(env: dict, edits: int = 3) -> list[float]:
     """Seconds from saving an edit of step 5's script (a new route) to the first answer of that route, the server
-    running (aurore/reload.py): a copy of the solution, started as a participant starts theirs."""
+    running (aurore/web/reload.py): a copy of the solution, started as a participant starts theirs."""
     import tempfile
 
     folder = Path(tempfile.mkdtemp(prefix="aurore-edit-"))
@@ -101,22 +106,12 @@ def edit_to_served(env: dict, edits: int = 3) -> list[float]:
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seconds = []
     try:
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for(f"http://127.0.0.1:{port}/healthz", 0.1, process)
         for number in range(edits):
             route = f'\n    @app.get("/edit{number}")\n    def edit{number}():\n        return "ok"\n\n    return app\n'
             script.write_text(script.read_text().replace("\n    return app\n", route, 1))
             saved = time.perf_counter()
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/edit{number}", timeout=5)
-                    break
-                except OSError:
-                    time.sleep(0.02)
+            wait_for(f"http://127.0.0.1:{port}/edit{number}", 0.02, process)
             seconds.append(time.perf_counter() - saved)
     finally:
         process.terminate()
@@ -135,7 +130,7 @@ def main() -> None:
     standin = workdir / "models" / "standin"
     if not standin.is_dir():  # once: step 1's dataset, then a base model of that shape (random weights)
         run(["aurore/1_prepare_dataset_solution.py"], env)
-        run(["-c", "from aurore.config import from_namespace; from aurore.standin import build_standin; "
+        run(["-c", "from aurore.config import from_namespace; from aurore.hub.standin import build_standin; "
                    f"build_standin(from_namespace(None), **{SHAPES[args.shape]!r})"], env)
     env["AURORE_BASE_MODEL"] = str(standin)
     from probe import machine_line

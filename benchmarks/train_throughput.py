@@ -24,7 +24,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from aurore.standin import HUB_MODEL_SHAPE, SHAPE  # noqa: E402  (only constants: TensorFlow is not imported)
+from aurore.hub.standin import HUB_MODEL_SHAPE, SHAPE  # noqa: E402  (only constants: TensorFlow is not imported)
 
 SHAPES = {"standin": SHAPE, "gpt2-124m": HUB_MODEL_SHAPE}
 

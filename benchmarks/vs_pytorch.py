@@ -1,4 +1,4 @@
-"""The same GPT-2 weights through PyTorch's `generate` and through aurore's compiled decoding (aurore/fastgen.py).
+"""The same GPT-2 weights through PyTorch's `generate` and through aurore's compiled decoding (aurore/engines/fastgen.py).
 
     pip install -r requirements-bench.txt    (torch, CPU build; in a separate virtualenv: with torch installed,
                                               transformers' pipelines prefer PyTorch, which the workshop avoids)
@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aurore  # noqa: E402,F401  sets TF_USE_LEGACY_KERAS before TensorFlow loads
 
-from aurore.standin import HUB_MODEL_SHAPE, SHAPE  # noqa: E402
+from aurore.hub.standin import HUB_MODEL_SHAPE, SHAPE  # noqa: E402
 
 SHAPES = {"standin": SHAPE, "gpt2-124m": HUB_MODEL_SHAPE}
 PROMPT_IDS = [11, 617, 1234, 88, 402, 77, 5, 901]  # 8 tokens
@@ -70,8 +70,8 @@ def torch_generator(folder: Path, new_tokens: int):
 
 
 def compiled_generator(model, new_tokens: int):
-    from aurore.fastgen import CompiledGenerator
-    from aurore.generation import Sampling
+    from aurore.engines.fastgen import CompiledGenerator
+    from aurore.engines.generation import Sampling
 
     class Ids:  # the engine only needs an end-of-text id here: the benchmark feeds token ids
         eos_token_id = 0

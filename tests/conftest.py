@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aurore.exercises import load_script
+from aurore.workshop.exercises import load_script
 from aurore.config import PACKAGE_DIR, Config
 
 REPO = PACKAGE_DIR.parent
@@ -48,7 +48,7 @@ def prepared(tmp_path_factory, mirror) -> Config:
 @pytest.fixture(scope="session")
 def standin(prepared) -> Config:
     """The same workdir plus the stand-in base model; the returned config uses it as base model."""
-    from aurore.standin import build_standin
+    from aurore.hub.standin import build_standin
 
     path = build_standin(prepared, vocab_size=1024, n_layer=2, n_embd=64, n_head=2, n_positions=256)
     return Config(workdir=prepared.workdir, gutenberg_mirror=prepared.gutenberg_mirror, base_model=str(path))
@@ -69,7 +69,7 @@ def mini_args(workdir, *extra) -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny GPT-2 and its tokenizer, saved once per session as step 3 would; copy it before writing next to it."""
-    from aurore.fixtures import tiny_model_folder
+    from aurore.workshop.fixtures import tiny_model_folder
 
     return tiny_model_folder(tmp_path_factory.mktemp("tiny") / "model")
 

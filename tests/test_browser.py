@@ -28,7 +28,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_model_dir, mini_gpt_workdir):
     """Step 5's server over a workdir where steps 3 and 6 have run (tiny models), the base model served beside."""
-    from aurore import plots
+    from aurore.training import plots
 
     workdir = tmp_path_factory.mktemp("browser")
     config = Config(workdir=workdir)

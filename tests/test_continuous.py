@@ -5,10 +5,10 @@ import time
 
 import pytest
 
-from aurore import fastgen, generation
+from aurore.engines import fastgen, generation
 from aurore.config import Config
 from aurore.errors import AuroreError
-from aurore.serving import GenerationService
+from aurore.web.serving import GenerationService
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from collections import namedtuple
 
 from aurore.__main__ import main
 from aurore.config import Config
-from aurore.doctor import check_packages, run_checks
+from aurore.workshop.doctor import check_packages, run_checks
 from conftest import run_script
 
 
@@ -88,7 +88,7 @@ def test_json_for_an_organisers_script(standin, tmp_path):
 
 
 def test_too_little_memory_fails_and_a_small_laptop_is_warned(standin, monkeypatch):
-    from aurore import doctor as module
+    from aurore.workshop import doctor as module
 
     monkeypatch.setattr(module, "total_memory", lambda: 3 * 2**30)
     assert set(failed(run_checks(standin, port=free_port()))) == {"Mémoire"}

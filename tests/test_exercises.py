@@ -2,9 +2,9 @@
 
 import pytest
 
-from aurore import exercises
-from aurore.check import grade
-from aurore.checks import CHECKS
+from aurore.workshop import exercises
+from aurore.workshop.check import grade
+from aurore.workshop.checks import CHECKS
 from aurore.config import PACKAGE_DIR
 from conftest import REPO, run_script
 
@@ -141,7 +141,7 @@ def test_the_participant_writes_the_library_call_not_a_toolkit_helper(step):
 def test_step3_main_reads_as_the_lesson_in_at_most_40_lines():
     import inspect
 
-    from aurore.exercises import load_script
+    from aurore.workshop.exercises import load_script
 
     step3 = load_script(PACKAGE_DIR / "3_train_solution.py")
     assert len(inspect.getsource(step3.main.__wrapped__).splitlines()) <= 40

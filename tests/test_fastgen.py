@@ -15,7 +15,7 @@ from transformers.generation.tf_logits_process import (
     TFTopPLogitsWarper,
 )
 
-from aurore import fastgen, generation, warpers
+from aurore.engines import fastgen, generation, warpers
 from aurore.config import Config
 from conftest import REPO
 
@@ -106,8 +106,8 @@ VARIED_REQUESTS = """
 import json
 import sys
 from pathlib import Path
-from aurore import fastgen, generation
-from aurore.fixtures import tiny_model_folder
+from aurore.engines import fastgen, generation
+from aurore.workshop.fixtures import tiny_model_folder
 from aurore.config import Config
 
 folder = tiny_model_folder(Path(sys.argv[1]) / "model")

@@ -3,7 +3,7 @@
 import pytest
 import tensorflow as tf
 
-from aurore import gutenberg
+from aurore.text import gutenberg
 from aurore.config import Config
 from aurore.errors import AuroreError
 

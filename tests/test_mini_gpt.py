@@ -1,6 +1,7 @@
 """Step 6: the miniature GPT from scratch."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ from transformers.generation.tf_logits_process import (
     TFTopPLogitsWarper,
 )
 
-from aurore import callbacks, generation, minigpt
+from aurore.training import callbacks
+from aurore.engines import generation, minigpt
 from aurore.config import Config
 from conftest import MINI_TEXT, MINI_TINY, mini_args, script
 
@@ -200,3 +202,24 @@ def test_step6_logs_its_curves_for_tensorboard(mini_gpt_workdir):
     assert runs, "no TensorBoard log folder"
     events = EventAccumulator(str(runs[-1] / "train")).Reload()
     assert "epoch_loss" in events.Tags()["tensors"] + events.Tags()["scalars"]
+
+
+def test_saving_is_atomic_an_interrupted_save_leaves_the_previous_model(mini_gpt_workdir, tmp_path):
+    import shutil
+
+    from aurore.engines import minigpt
+
+    folder = tmp_path / "mini-gpt"
+    shutil.copytree(Config(workdir=mini_gpt_workdir).mini_gpt_dir, folder)
+    before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+
+    class Interrupted:
+        def save(self, path):
+            (Path(path).parent / "half-written").write_text("x")
+            raise KeyboardInterrupt
+
+    vocabulary = minigpt.load_vocabulary(folder).vocabulary
+    with pytest.raises(KeyboardInterrupt):
+        minigpt.save(Interrupted(), vocabulary, folder, {"seq_len": 16})
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["mini-gpt"]  # no staging folder left

@@ -14,9 +14,11 @@ from transformers.generation.tf_logits_process import (
     TFTopPLogitsWarper,
 )
 
-from aurore import fastgen, forms, generation, web
+from aurore.engines import fastgen, generation
+from aurore.web import forms
+from aurore import web
 from aurore.config import Config
-from aurore.serving import GenerationService
+from aurore.web.serving import GenerationService
 from conftest import script
 
 step5 = script("5_flask_solution")
@@ -30,7 +32,7 @@ def compiled(tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def models(compiled, mini_gpt_workdir):
-    from aurore import minigpt
+    from aurore.engines import minigpt
 
     mini_folder = Config(workdir=mini_gpt_workdir).mini_gpt_dir
     return web.Models({
@@ -94,7 +96,7 @@ def test_compare_without_a_seed_draws_one_for_every_column(client):
 
 
 def test_the_mini_gpt_ends_on_a_whole_word_and_counts_characters(models):
-    from aurore.minigpt import WORD_END_MARGIN
+    from aurore.engines.minigpt import WORD_END_MARGIN
 
     engine = models.served["mini-gpt"].service.engine
     rows = [generation.Row("Le vent", generation.Sampling(max_new_tokens=12, seed=s)) for s in range(4)]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from transformers import TFAutoModelForCausalLM
 
-from aurore import callbacks, checkpoints, hub, training
+from aurore.training import callbacks, checkpoints
+from aurore import hub, training
 from aurore.config import Config
 from aurore.errors import AuroreError
 from conftest import script

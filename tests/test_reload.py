@@ -6,9 +6,11 @@ import shutil
 import pytest
 from werkzeug.test import Client
 
-from aurore import generation, reload, web
+from aurore.engines import generation
+from aurore.web import reload
+from aurore import web
 from aurore.config import Config, parse_args
-from aurore.serving import GenerationService
+from aurore.web.serving import GenerationService
 from conftest import REPO
 
 NEW_ROUTE = '''

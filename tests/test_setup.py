@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from aurore import bootstrap, kit, platforms
+from aurore import bootstrap, platforms
+from aurore.workshop import kit
 from conftest import REPO
 
 PYENV = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"

@@ -3,7 +3,7 @@
 import pytest
 from datasets import load_from_disk
 
-from aurore import french, gutenberg
+from aurore.text import french, gutenberg
 from aurore.config import Config
 from conftest import run_script, script
 

@@ -2,7 +2,7 @@
 
 import shutil
 
-from aurore import generation
+from aurore.engines import generation
 from aurore.config import Config
 from conftest import run_script, script
 

@@ -5,9 +5,10 @@ import time
 
 import pytest
 
-from aurore import generation, web
+from aurore.engines import generation
+from aurore import web
 from aurore.config import Config
-from aurore.serving import GenerationService
+from aurore.web.serving import GenerationService
 from conftest import run_script, script
 
 step5 = script("5_flask_solution")
@@ -301,7 +302,7 @@ def test_texts_cut_mid_character_are_cleaned_on_the_page():
 
 
 def test_the_from_scratch_model_is_offered_as_a_second_choice(service, mini_gpt_workdir):
-    from aurore import minigpt
+    from aurore.engines import minigpt
 
     folder = Config(workdir=mini_gpt_workdir).mini_gpt_dir
     mini = GenerationService(minigpt.MiniGPTEngine(folder), timeout=30)
@@ -362,7 +363,7 @@ def test_a_second_server_started_while_the_first_is_loading_fails_at_once(tiny_m
 
 
 def test_mon_modele_shows_what_step3_measured_or_says_to_run_it(service, tmp_path):
-    from aurore import final, plots
+    from aurore.training import final, plots
 
     folder = tmp_path / "gpt2-george-sand"
     info = web.ModelInfo("models/gpt2-george-sand", True)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from flask import Flask, Response, jsonify, render_template, request, send_file, stream_with_context
 
-from aurore import explain, forms
-from aurore.serving import ServiceBusy
+from aurore.web import explain, forms
+from aurore.web.serving import ServiceBusy
 
 CHARS_PER_TOKEN = 4  # a French GPT-2 token is about 4 characters: the character mini-GPT writes that many per token
 

@@ -8,11 +8,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Iterator
 
-from aurore import fixtures
-from aurore.checks_base import Check, expect
+from aurore.workshop import fixtures
+from aurore.workshop.checks_base import Check, expect
 from aurore.config import Config
-from aurore.french import format_decimal
-from aurore.exercises import load_script, script_for
+from aurore.text.french import format_decimal
+from aurore.workshop.exercises import load_script, script_for
 
 
 # -- step 3 ---------------------------------------------------------------------------------------------------
@@ -68,7 +68,7 @@ def _fit_tiny(module: ModuleType, callbacks: list, steps: int = 4):
 
 
 def _check_saver(module: ModuleType, tmp: Path) -> None:
-    from aurore.checkpoints import Run, read_state
+    from aurore.training.checkpoints import Run, read_state
 
     for every, expected in ((2, [2, 4]), (0, [4])):
         run = Run.start(tmp / f"every-{every}", {})

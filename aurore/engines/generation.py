@@ -12,10 +12,10 @@ from typing import Callable, Protocol
 
 from aurore import hub
 from aurore.config import Config
+from aurore.hub.standin import STANDIN_MARKER
 from aurore.errors import AuroreError
 
 _DEFAULTS = Config()
-STANDIN_MARKER = "aurore-standin.txt"  # written by `python -m aurore build-standin` into the stand-in's folder
 
 
 STREAM_CHUNK = 8  # tokens per compiled call while texts are streamed (or rows join): how often they are reported

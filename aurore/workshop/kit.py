@@ -88,7 +88,7 @@ def copy_repository(folder: Path) -> None:
 
 def copy_books(folder: Path, config: Config) -> int:
     """The five books (from step 1's cache, the mirror or gutenberg.org: the same URLs as step 1) as a mirror."""
-    from aurore.gutenberg import book_url, is_end_marker, read_lines
+    from aurore.text.gutenberg import book_url, is_end_marker, read_lines
 
     target = folder / "livres"
     target.mkdir(parents=True, exist_ok=True)

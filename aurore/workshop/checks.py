@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from aurore import fixtures
-from aurore.checks_base import Check, CheckFailed, expect
-from aurore.checks_training import STEP3_CHECKS, STEP6_CHECKS
+from aurore.workshop import fixtures
+from aurore.workshop.checks_base import Check, CheckFailed, expect
+from aurore.workshop.checks_training import STEP3_CHECKS, STEP6_CHECKS
 from aurore.config import Config
-from aurore.exercises import ExerciseNotDone
+from aurore.workshop.exercises import ExerciseNotDone
 
 
 # -- step 1 ---------------------------------------------------------------------------------------------------
@@ -30,7 +30,7 @@ def _check_download(module: ModuleType, tmp: Path) -> None:
 
 
 def _check_strip(module: ModuleType, tmp: Path) -> None:
-    from aurore.gutenberg import BookFormatError
+    from aurore.text.gutenberg import BookFormatError
 
     lines = fixtures.SYNTHETIC_BOOK.replace("\ufeff", "").replace("\r", "").split("\n")
     body = module.strip_boilerplate(lines, "pg7.txt")
@@ -45,7 +45,7 @@ def _check_strip(module: ModuleType, tmp: Path) -> None:
 
 
 def _check_split(module: ModuleType, tmp: Path) -> None:
-    from aurore import french
+    from aurore.text import french
 
     french.install_punkt(tmp / "nltk_data")
     text = "« Viens-tu ? » dit-il. M. Dupont arriva. Elle se tut."
@@ -134,7 +134,7 @@ def _check_pipeline(module: ModuleType, tmp: Path) -> None:
 
 
 def _check_write(module: ModuleType, tmp: Path) -> None:
-    from aurore.generation import Sampling, load_generator
+    from aurore.engines.generation import Sampling, load_generator
 
     generator = load_generator(str(fixtures.tiny_model_folder(tmp / "model")), Config(workdir=tmp))
     texts = module.write(generator, ["La rivière", "Germain"], Sampling(max_new_tokens=3, num_return_sequences=2))
@@ -148,7 +148,7 @@ def _check_write(module: ModuleType, tmp: Path) -> None:
 
 def _client(module: ModuleType):
     from aurore import web
-    from aurore.serving import GenerationService
+    from aurore.web.serving import GenerationService
 
     service = GenerationService(fixtures.EchoEngine(), timeout=10)
     models = web.Models({"gpt2": web.Served(service, web.ModelInfo("models/gpt2-george-sand", True))})

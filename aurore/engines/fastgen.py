@@ -25,7 +25,7 @@ for every new tensor shape and every new Python value. So:
 The model's own Keras layers (embeddings, layer norms, dense projections, activation) do the maths; only attention
 is re-written, to use the cache.
 
-Sampling (temperature, top-k, top-p, per-row random draws) is in `aurore/warpers.py`. The eager pipeline stays the
+Sampling (temperature, top-k, top-p, per-row random draws) is in `aurore/engines/warpers.py`. The eager pipeline stays the
 reference.
 """
 
@@ -44,8 +44,8 @@ import tensorflow as tf
 from tensorflow.compiler.tf2xla.python.xla import dynamic_update_slice
 
 from aurore.errors import AuroreError
-from aurore.generation import STREAM_CHUNK, Progress, Row, Sampling, rows_for
-from aurore.warpers import sample_tokens
+from aurore.engines.generation import STREAM_CHUNK, Progress, Row, Sampling, rows_for
+from aurore.engines.warpers import sample_tokens
 
 BATCH_BUCKETS = (1, 8)
 PREFILL_ROWS = (1, 4, 8)  # prompts read together in one prefill (8 at once: 141 ms vs 8 x 42 ms alone, 124M, 16 tokens)

@@ -1,7 +1,7 @@
 """What the web app accepts and answers: the form's fields and their limits, the served models, the validation
 of a form or JSON body (French messages for people), and `answer`, which asks the chosen model.
 
-Flask-free: the routes (the participant's in `aurore/5_flask*.py`, the package's in `aurore/pages.py`) call it.
+Flask-free: the routes (the participant's in `aurore/5_flask*.py`, the package's in `aurore/web/pages.py`) call it.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aurore import generation
+from aurore.engines import generation
 from aurore.config import Config
-from aurore.french import format_number
-from aurore.serving import GenerationService, ServiceBusy
+from aurore.text.french import format_number
+from aurore.web.serving import GenerationService, ServiceBusy
 
 MAX_PROMPT_CHARS = 500
 

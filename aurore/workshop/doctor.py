@@ -166,7 +166,7 @@ def _reachable(host: str, port: int, timeout: float = 3.0) -> bool:
 
 
 def check_books(config: Config) -> Check:
-    from aurore.gutenberg import book_url
+    from aurore.text.gutenberg import book_url
 
     ids = [*config.train_books, *config.test_books]
     cached = [i for i in ids if (config.books_dir / f"pg{i}.txt").is_file()]

@@ -27,7 +27,7 @@ import time
 from collections import deque
 from typing import Iterator
 
-from aurore.generation import STREAM_CHUNK, ContinuousEngine, Engine, Row, RowSlots, Sampling, rows_for
+from aurore.engines.generation import STREAM_CHUNK, ContinuousEngine, Engine, Row, RowSlots, Sampling, rows_for
 
 WARM_UP_LIMIT = 600.0  # seconds a request waits for the engine's warm-up at most (it always ends: web._warm_up)
 BATCH_WINDOW = 0.02  # seconds; a few loopback round trips, small next to one generate call (~0.5 s on 124M)

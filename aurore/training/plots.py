@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aurore.french import format_count, format_number
+from aurore.text.french import format_count, format_number
 
 
 def plot_losses(steps: list[dict], epochs: list[dict], path: Path,

@@ -2,7 +2,7 @@
 
 The rules are those of transformers' TF logits warpers, in their order: temperature, then top-k, then top-p
 (`tests/test_fastgen.py` compares them with transformers' own on random logits). They run inside the XLA-compiled
-decoding of `aurore/fastgen.py` (and, eagerly, for step 6's served model and the "Pourquoi ce mot ?" chart), so
+decoding of `aurore/engines/fastgen.py` (and, eagerly, for step 6's served model and the "Pourquoi ce mot ?" chart), so
 they avoid what is slow there: a full sort of the vocabulary (the likeliest candidates first; beyond them, a
 bisection for the chart and a draw by rejection for sampling) and one random seed per call (a hash gives each row
 its own draws).

@@ -17,7 +17,7 @@ SYNTHETIC_BOOK = (
 
 def tiny_tokenizer(folder: Path | None = None):
     """A small GPT-2 style tokenizer (saved in `folder` when given)."""
-    from aurore.standin import train_tokenizer
+    from aurore.hub.standin import train_tokenizer
 
     tokenizer = train_tokenizer(FRENCH, vocab_size=400)
     if folder is not None:

@@ -15,9 +15,10 @@ from pathlib import Path
 from aurore.atomic import publish, staging_dir
 from aurore.config import Config
 from aurore.errors import require_output
-from aurore.french import format_count
+from aurore.text.french import format_count
 
 END_OF_TEXT = "<|endoftext|>"
+STANDIN_MARKER = "aurore-standin.txt"  # written into the stand-in's folder: steps and the page say it writes nonsense
 
 # GPT-2 shapes: the stand-in's defaults, and the hub model's (benchmarks build it from config, random weights).
 SHAPE = {"vocab_size": 4096, "n_positions": 512, "n_embd": 128, "n_layer": 2, "n_head": 4}
@@ -47,7 +48,6 @@ def build_standin(config: Config, **shape: int) -> Path:
     import tensorflow as tf
     from transformers import GPT2Config, TFGPT2LMHeadModel
 
-    from aurore.generation import STANDIN_MARKER
     from aurore.hub import save_as_pytorch_safetensors
 
     eos = tokenizer.convert_tokens_to_ids(END_OF_TEXT)

@@ -16,11 +16,12 @@ from typing import Iterator
 
 import tensorflow as tf
 
-from aurore import callbacks, evaluation, hub
-from aurore.checkpoints import Run, latest_run, read_state, restore_optimizer
+from aurore.training import callbacks, evaluation
+from aurore import hub
+from aurore.training.checkpoints import Run, latest_run, read_state, restore_optimizer
 from aurore.config import Config
 from aurore.errors import AuroreError
-from aurore.french import format_count, format_decimal
+from aurore.text.french import format_count, format_decimal
 
 # The settings that define a run's schedule: stored with the run, restored by --resume.
 RUN_SETTINGS = ("epochs", "max_steps", "batch_size", "block_size", "learning_rate", "warmup_ratio", "weight_decay",
@@ -96,6 +97,10 @@ class TrainingRun:
               f"{'oui' if self.jit_compile else 'non'}\n  {format_count(trainable)} paramètres entraînés "
               f"sur {format_count(total)} "
               f"({format_decimal(100 * trainable / total, 1)} %)")
+        if self.block_size < self.config.block_size:  # the profile overrides --block-size / AURORE_BLOCK_SIZE: say so
+            print(f"  Le profil {self.profile.name} entraîne sur des blocs de {self.block_size} jetons, pas "
+                  f"{self.config.block_size} (--block-size) : un pas coûte moins cher. Pour garder "
+                  f"{self.config.block_size} : --profile full.")
 
     def plan(self, batches_per_epoch: int) -> Plan:
         """--max-steps caps the run; its steps are then shared among --epochs parts, each ending with a validation."""

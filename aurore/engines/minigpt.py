@@ -14,6 +14,7 @@ import json
 import math
 import random
 import re
+import shutil
 import string
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -21,6 +22,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from aurore.atomic import publish, staging_dir
 from aurore.config import Config
 from aurore.errors import AuroreError, require_output
 
@@ -220,14 +222,20 @@ class TextGenerator(tf.keras.callbacks.Callback):
 
 
 def save(model, vocabulary, folder: Path, metrics: dict) -> Path:
+    """The model (Keras and SavedModel for the page), its vocabulary and metrics, written whole: staged beside
+    `folder`, then renamed (a Ctrl-C or a full disk leaves the previous model as it was)."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / "model.keras")
-    with contextlib.redirect_stdout(io.StringIO()):  # export() prints every captured variable
-        model.export(str(folder / "serving"))
-    info = {"kind": vocabulary.kind, "tokens": vocabulary.tokens, "seq_len": metrics["seq_len"]}
-    (folder / "vocabulary.json").write_text(json.dumps(info, ensure_ascii=False), encoding="utf-8")
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    staging = staging_dir(folder.parent, ".mini-gpt-")
+    try:
+        model.save(staging / "model.keras")
+        with contextlib.redirect_stdout(io.StringIO()):  # export() prints every captured variable
+            model.export(str(staging / "serving"))
+        info = {"kind": vocabulary.kind, "tokens": vocabulary.tokens, "seq_len": metrics["seq_len"]}
+        (staging / "vocabulary.json").write_text(json.dumps(info, ensure_ascii=False), encoding="utf-8")
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+        publish(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 
@@ -275,7 +283,7 @@ class MiniGPTEngine:
         return self.vocabulary.kind != "char" or not self.vocabulary.decode(ids[-1:]).isalnum()
 
     def _next_token(self, ids: list[int], sampling, step: int) -> int:
-        from aurore.warpers import sample_tokens
+        from aurore.engines.warpers import sample_tokens
 
         logits = self.model.serve(tf.constant([ids[-self.seq_len :]], tf.int32))[:, -1]
         if not sampling.do_sample:
@@ -293,6 +301,6 @@ class MiniGPTEngine:
 
     def generate_batch(self, prompts: list[str], sampling) -> list[list[str]]:
         """`num_return_sequences` texts per prompt (text i drawn with seed + i)."""
-        from aurore.generation import rows_for
+        from aurore.engines.generation import rows_for
 
         return [self.generate_rows(rows_for(prompt, sampling)) for prompt in prompts]

@@ -34,7 +34,7 @@ async function streamTexts(body, signal, onEvent) {
   }
 }
 
-// A probability as French writes it, as aurore/french.py's format_percent: "2,7 %", "< 0,1 %", "0 %".
+// A probability as French writes it, as aurore/text/french.py's format_percent: "2,7 %", "< 0,1 %", "0 %".
 function percent(share) {
   if (share === 0) return "0\u00a0%";
   if (share < 0.0005) return "<\u00a00,1\u00a0%";

@@ -33,7 +33,7 @@ _BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION (?P<number>[\d.]+): (?P<t
 _MORE = re.compile(r"^\s*#  ")  # a consigne's next lines: comments indented by two spaces or more
 _END = re.compile(r"^\s*# END SOLUTION\s*$")
 _STAMP = re.compile(r"^# exercise-hash: (\w+)$", re.MULTILINE)
-_TODO_IMPORT = "from aurore.exercises import todo"
+_TODO_IMPORT = "from aurore.workshop.exercises import todo"
 
 
 class ExerciseNotDone(AuroreError):

@@ -1,6 +1,6 @@
 """`python -m aurore check N`: grade a participant's exercise file for step N, in seconds, offline.
 
-Each exercise is run on a small input whose answer is known (aurore/checks.py); one line per exercise (✔, or ✘
+Each exercise is run on a small input whose answer is known (aurore/workshop/checks.py); one line per exercise (✔, or ✘
 with a hint in French); the exit status is non-zero when any exercise fails.
 """
 
@@ -13,10 +13,10 @@ import traceback
 from pathlib import Path
 
 import aurore  # noqa: F401  sets TF_USE_LEGACY_KERAS before TensorFlow loads
-from aurore.checks import CHECKS
-from aurore.checks_base import Check, CheckFailed
+from aurore.workshop.checks import CHECKS
+from aurore.workshop.checks_base import Check, CheckFailed
 from aurore.errors import AuroreError
-from aurore.exercises import ExerciseNotDone, load_script, script_for
+from aurore.workshop.exercises import ExerciseNotDone, load_script, script_for
 
 
 @contextlib.contextmanager

@@ -1,8 +1,8 @@
 """The web layer of step 5, around the routes the participant writes in `aurore/5_flask*.py`.
 
-`setup(app, models)` adds what is not the lesson: the home page, the package's views (`aurore/pages.py`: streaming,
+`setup(app, models)` adds what is not the lesson: the home page, the package's views (`aurore/web/pages.py`: streaming,
 "Comparer", "Pourquoi ce mot ?", "Mon modèle"), the JSON health check, the size limit, and error pages.
-`answer(values, models)` (from `aurore/forms.py`) validates a form or JSON body and asks the model. `load_models`
+`answer(values, models)` (from `aurore/web/forms.py`) validates a form or JSON body and asks the model. `load_models`
 loads the models once, before the server starts; `serve` runs waitress. The web layer only generates: it never
 imports training code.
 """
@@ -26,16 +26,18 @@ if not aurore.LOG_LEVEL_CHOSEN and "tensorflow" not in sys.modules:
 
 from flask import Flask, jsonify, render_template, request  # noqa: E402
 
-from aurore import fastgen, forms, generation, hub, minigpt, pages, reload
-from aurore.config import PACKAGE_DIR, Config
+from aurore.engines import fastgen, generation, minigpt
+from aurore.web import forms, pages, reload
+from aurore import hub
+from aurore.config import Config
 from aurore.errors import AuroreError
-from aurore.french import format_decimal, format_percent
-from aurore.forms import (FIELDS, MAX_PROMPT_CHARS, Answer, ModelInfo, Models, RequestError, Served, answer,  # noqa: F401
+from aurore.text.french import format_decimal, format_percent
+from aurore.web.forms import (FIELDS, MAX_PROMPT_CHARS, Answer, ModelInfo, Models, RequestError, Served, answer,  # noqa: F401
                           readable)
-from aurore.serving import GenerationService
+from aurore.web.serving import GenerationService
 
-TEMPLATES = str(PACKAGE_DIR / "templates")  # the page's HTML (Jinja templates), CSS and script: nothing from a CDN
-STATIC = str(PACKAGE_DIR / "static")
+TEMPLATES = str(Path(__file__).parent / "templates")  # the page's HTML (Jinja templates), CSS and script: no CDN
+STATIC = str(Path(__file__).parent / "static")
 MAX_REQUEST_BYTES = 16 * 1024
 WARM_LENGTHS = (128,)  # cache lengths compiled first (prompt + new tokens up to 128), the page already open ...
 LATER_LENGTHS = (256,)  # ... and then these (a longer request compiles its own once)
@@ -215,7 +217,7 @@ def serve(app: Flask, listener: socket.socket, flags: argparse.Namespace, models
           script: str | None = None) -> None:
     """waitress, a production WSGI server (never Flask's debug server, which runs code sent by a browser), on the
     port `reserve_port` took. With `script` (the step file) and without --no-reload, an edit of the file is served at
-    the next request, on the same models (`aurore/reload.py`)."""
+    the next request, on the same models (`aurore/web/reload.py`)."""
     import logging
 
     from waitress import serve as waitress_serve

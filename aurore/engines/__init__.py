@@ -1,0 +1,1 @@
+"""The generation engines: sampling settings and the model choice, XLA decoding, sampling filters, step 6's model."""

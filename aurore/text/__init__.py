@@ -1,0 +1,1 @@
+"""Books and French text: Gutenberg downloads and files, French sentences and numbers."""
