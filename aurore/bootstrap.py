@@ -22,7 +22,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from aurore.platforms import DOCKER_HINT, PLATFORMS, SUPPORTED_TEXT, current_platform, platform_problem, supported
+from aurore.platforms import (PLATFORMS, SUPPORTED_TEXT, current_platform, platform_problem, supported,
+                              unsupported_python_without_uv)
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv"
@@ -121,15 +122,6 @@ def _python_version(python: Path) -> tuple[int, int] | None:
         return None
 
 
-def _no_uv_message() -> str:
-    here = ".".join(map(str, sys.version_info[:2]))
-    return (f"ce Python ({here}) ne convient pas (il faut Python {SUPPORTED_TEXT} : TensorFlow 2.21 n'existe que pour "
-            "eux), et uv, qui en installerait un, est introuvable.\n  -> Installez uv, puis relancez la commande :\n"
-            "     Windows (PowerShell) : winget install --id=astral-sh.uv -e   (ou : py -m pip install uv)\n"
-            "     macOS : brew install uv        Linux : pipx install uv   (ou le paquet uv de votre distribution)\n"
-            f"  -> ou installez Python {pinned_python()} vous-même, ou " + DOCKER_HINT + ".")
-
-
 def make_venv(venv: Path, uv: list[str] | None, python: str | None, kit: Path | None) -> None:
     """Create the venv unless one with a supported Python is there (a rerun keeps it: it only finishes the install)."""
     existing = _python_version(venv_python(venv)) if venv_python(venv).exists() else None
@@ -142,7 +134,7 @@ def make_venv(venv: Path, uv: list[str] | None, python: str | None, kit: Path | 
         if python not in (None, sys.executable):
             raise SetupError(f"--python {python} demande uv, introuvable : installez-le (`pip install uv`).")
         if python is None:
-            raise SetupError(_no_uv_message())
+            raise SetupError(unsupported_python_without_uv(pinned_python()))
         if venv.exists():
             shutil.rmtree(venv)
         _run([sys.executable, "-m", "venv", str(venv)], "La création de l'environnement (venv)")

@@ -49,3 +49,13 @@ def platform_problem() -> str | None:
 
 def supported(version: tuple[int, int]) -> bool:
     return SUPPORTED[0] <= tuple(version[:2]) <= SUPPORTED[1]
+
+
+def unsupported_python_without_uv(pinned: str) -> str:
+    """What to do when this Python does not fit and no uv can fetch one (French)."""
+    here = ".".join(map(str, sys.version_info[:2]))
+    return (f"ce Python ({here}) ne convient pas (il faut Python {SUPPORTED_TEXT} : TensorFlow 2.21 n'existe que pour "
+            "eux), et uv, qui en installerait un, est introuvable.\n  -> Installez uv, puis relancez la commande :\n"
+            "     Windows (PowerShell) : winget install --id=astral-sh.uv -e   (ou : py -m pip install uv)\n"
+            "     macOS : brew install uv        Linux : pipx install uv   (ou le paquet uv de votre distribution)\n"
+            f"  -> ou installez Python {pinned} vous-même, ou " + DOCKER_HINT + ".")

@@ -13,7 +13,7 @@ from transformers.generation.tf_logits_process import (
 )
 
 from aurore.training import callbacks
-from aurore.engines import generation, minigpt
+from aurore.engines import generation, mini_engine, minigpt
 from aurore.config import Config
 from conftest import MINI_TEXT, MINI_TINY, mini_args, script
 
@@ -79,7 +79,7 @@ def test_a_time_budget_stops_training_early_and_still_saves_a_servable_model(tmp
     assert 1 <= metrics["steps"] < 20_000 and len(metrics["epochs"]) < 1000
     assert metrics["epochs"][-1]["step"] == metrics["steps"]  # the epoch the budget cut short counts its real steps
     assert "arrêté par le budget de temps (--time-budget 1s)" in capsys.readouterr().out
-    engine = minigpt.MiniGPTEngine(Config(workdir=tmp_path).mini_gpt_dir)
+    engine = mini_engine.MiniGPTEngine(Config(workdir=tmp_path).mini_gpt_dir)
     texts = engine.generate_batch(["Le vent"], generation.Sampling(max_new_tokens=5, num_return_sequences=1))
     written = texts[0][0][len("Le vent"):]
     assert texts[0][0].startswith("Le vent") and 5 <= len(written) <= 5 + minigpt.WORD_END_MARGIN
@@ -165,8 +165,8 @@ def test_greedy_is_the_argmax():
 
 def test_the_web_engine_serves_the_exported_model(mini_gpt_workdir):
     config = Config(workdir=mini_gpt_workdir)
-    assert minigpt.exists(config)
-    engine = minigpt.MiniGPTEngine(config.mini_gpt_dir)
+    assert mini_engine.exists(config)
+    engine = mini_engine.MiniGPTEngine(config.mini_gpt_dir)
     sampling = generation.Sampling(max_new_tokens=10, num_return_sequences=2, seed=4)
     texts = engine.generate_batch(["Le vent", "Germain"], sampling)
     assert [len(t) for t in texts] == [2, 2] and texts[0][0].startswith("Le vent") and texts[1][0].startswith("Germain")

@@ -32,14 +32,14 @@ def compiled(tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def models(compiled, mini_gpt_workdir):
-    from aurore.engines import minigpt
+    from aurore.engines import mini_engine
 
     mini_folder = Config(workdir=mini_gpt_workdir).mini_gpt_dir
     return web.Models({
         "gpt2": web.Served(GenerationService(compiled, timeout=60), web.ModelInfo("models/gpt2-george-sand", True)),
         "base": web.Served(GenerationService(compiled, timeout=60),
                            web.ModelInfo("aurore/models/standin", False, standin=True, beside=True)),
-        "mini-gpt": web.Served(GenerationService(minigpt.MiniGPTEngine(mini_folder), timeout=60),
+        "mini-gpt": web.Served(GenerationService(mini_engine.MiniGPTEngine(mini_folder), timeout=60),
                                web.ModelInfo(str(mini_folder), False, from_scratch=True)),
     })
 

@@ -302,10 +302,10 @@ def test_texts_cut_mid_character_are_cleaned_on_the_page():
 
 
 def test_the_from_scratch_model_is_offered_as_a_second_choice(service, mini_gpt_workdir):
-    from aurore.engines import minigpt
+    from aurore.engines import mini_engine
 
     folder = Config(workdir=mini_gpt_workdir).mini_gpt_dir
-    mini = GenerationService(minigpt.MiniGPTEngine(folder), timeout=30)
+    mini = GenerationService(mini_engine.MiniGPTEngine(folder), timeout=30)
     app = app_for(service, web.ModelInfo("models/gpt2-george-sand", True),
                   **{"mini-gpt": (mini, web.ModelInfo(str(folder), False, from_scratch=True))})
     client = app.test_client()

@@ -26,7 +26,7 @@ if not aurore.LOG_LEVEL_CHOSEN and "tensorflow" not in sys.modules:
 
 from flask import Flask, jsonify, render_template, request  # noqa: E402
 
-from aurore.engines import fastgen, generation, minigpt
+from aurore.engines import fastgen, generation, mini_engine
 from aurore.web import forms, pages, reload
 from aurore import hub
 from aurore.config import Config
@@ -73,44 +73,39 @@ def setup(app: Flask, models: Models) -> Flask:
                        queued=main.service.queued, models=sorted(models.served),
                        ready=all(served.service.ready.is_set() for served in models.served.values()))
 
-    @app.errorhandler(413)
-    def too_large(_error):
-        message = f"Requête trop grande ({MAX_REQUEST_BYTES // 1024} Ko au plus)."
-        if request.path.startswith("/api/"):
-            return jsonify(error=message), 413
-        return render_template("generate.html", **page_context(models, error=message)), 413
+    _add_error_pages(app, models)
+    return app
 
-    @app.errorhandler(AuroreError)
-    def unfinished(error):  # e.g. an exercise of step 5 still to do: say which, on the page (or in JSON)
-        if request.path.startswith("/api/"):
-            return jsonify(error=str(error)), 500
-        return render_template("generate.html", **page_context(models, error=str(error))), 500
 
-    @app.errorhandler(404)
-    def not_found(_error):
-        message = "Cette adresse n'existe pas : la page d'écriture est /generate."
+def _add_error_pages(app: Flask, models: Models) -> None:
+    """Every error in French: JSON on /api/ routes, the writing page (with the message) elsewhere."""
+
+    def error_answer(message: str, status: int):
         if request.path.startswith("/api/"):
-            return jsonify(error=message), 404
-        return render_template("generate.html", **page_context(models, error=message)), 404
+            return jsonify(error=message), status
+        try:
+            return render_template("generate.html", **page_context(models, error=message)), status
+        except Exception:  # the page itself failed: plain text
+            return message, status, {"Content-Type": "text/plain; charset=utf-8"}
+
+    too_large = f"Requête trop grande ({MAX_REQUEST_BYTES // 1024} Ko au plus)."
+    app.register_error_handler(413, lambda _: error_answer(too_large, 413))
+    # e.g. an exercise of step 5 still to do: say which
+    app.register_error_handler(AuroreError, lambda error: error_answer(str(error), 500))
+    nowhere = "Cette adresse n'existe pas : la page d'écriture est /generate."
+    app.register_error_handler(404, lambda _: error_answer(nowhere, 404))
 
     @app.errorhandler(500)
-    def server_error(error):  # a bug or a route that raised: French, JSON for /api/, the detail in the terminal
+    def server_error(error):  # a bug or a route that raised: where it broke, the traceback in the terminal
         cause = getattr(error, "original_exception", None)
         where = f" ({reload.where_it_broke(cause)})" if cause is not None else ""
-        message = f"Erreur interne du serveur{where} : la requête n'a pas abouti (le terminal du serveur montre le détail)."
-        if request.path.startswith("/api/"):
-            return jsonify(error=message), 500
-        try:
-            return render_template("generate.html", **page_context(models, error=message)), 500
-        except Exception:  # the page itself failed: plain text
-            return message, 500, {"Content-Type": "text/plain; charset=utf-8"}
+        return error_answer(f"Erreur interne du serveur{where} : la requête n'a pas abouti (le terminal du serveur "
+                            "montre le détail).", 500)
 
     @app.errorhandler(405)
     def wrong_method(_error):
         message = f"{request.method} n'est pas accepté ici : les routes /api/ attendent un POST avec un corps JSON."
         return jsonify(error=message), 405
-
-    return app
 
 
 def add_server_flags(parser: argparse.ArgumentParser) -> None:
@@ -169,8 +164,8 @@ def load_models(config: Config, flags: argparse.Namespace) -> Models:
             standin = generation.is_standin(config.base_model)
             models.served["base"] = Served(base, ModelInfo(config.base_model, False, standin=standin, beside=True))
             print(f"Le modèle de base est aussi servi, pour la page Comparer : {config.base_model}")
-    if minigpt.exists(config):  # step 6's model, offered as another choice
-        mini = GenerationService(minigpt.MiniGPTEngine(config.mini_gpt_dir), timeout=flags.timeout)
+    if mini_engine.exists(config):  # step 6's model, offered as another choice
+        mini = GenerationService(mini_engine.MiniGPTEngine(config.mini_gpt_dir), timeout=flags.timeout)
         models.served["mini-gpt"] = Served(mini, ModelInfo(str(config.mini_gpt_dir), False, from_scratch=True))
         print(f"Le modèle construit de zéro à l'étape 6 est aussi servi : {config.mini_gpt_dir}")
     threading.Thread(target=_warm_up, args=(models,), name="warm-up", daemon=True).start()
