@@ -28,9 +28,10 @@ from aurore.platforms import (PLATFORMS, SUPPORTED_TEXT, current_platform, platf
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv"
 MARKER = "aurore-setup.json"
-SETUP_COMMAND = "python -m aurore setup"
-# What participants type, per system: the guide (docs/atelier.md), this set-up and the kit's LISEZMOI.txt say the same.
+# What participants type, per system: the guide (docs/atelier.md), this set-up, doctor and the kit's LISEZMOI.txt say
+# the same; SETUP_COMMAND is this system's.
 SETUP_COMMANDS = {"Windows (PowerShell)": "py -m aurore setup", "macOS, Linux": "python3 -m aurore setup"}
+SETUP_COMMAND = SETUP_COMMANDS["Windows (PowerShell)" if os.name == "nt" else "macOS, Linux"]
 ACTIVATE_COMMANDS = {"Windows (PowerShell)": ".venv\\Scripts\\Activate.ps1", "macOS, Linux": "source .venv/bin/activate"}
 def pinned_python() -> str:
     """The Python the set-up asks uv for when the running one does not fit (`.python-version`; the Docker image has

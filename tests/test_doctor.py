@@ -5,6 +5,7 @@ import shutil
 import socket
 from collections import namedtuple
 
+from aurore import bootstrap
 from aurore.__main__ import main
 from aurore.config import Config
 from aurore.workshop.doctor import check_packages, run_checks
@@ -74,7 +75,7 @@ def test_a_half_installed_environment_is_never_called_fine(tmp_path):
     check = check_packages(requirements)
     assert not check.ok and check.blocking
     assert "numpy" in check.detail and "no-such-package-aurore absent" in check.detail
-    assert "python -m aurore setup" in check.fix
+    assert bootstrap.SETUP_COMMAND in check.fix
 
 
 def test_json_for_an_organisers_script(standin, tmp_path):

@@ -91,7 +91,7 @@ def test_an_install_that_fails_halfway_is_not_marked_done_and_says_rerun(tmp_pat
     if bootstrap.find_uv(key) is None:
         pytest.skip("uv is not installed here (requirements-dev.txt installs it)")
     assert bootstrap.main(["setup", "--kit", str(key), "--venv", str(venv), "--no-doctor"]) == 1
-    assert "Relancez `python -m aurore setup`" in capsys.readouterr().err
+    assert f"Relancez `{bootstrap.SETUP_COMMAND}`" in capsys.readouterr().err
     assert bootstrap.venv_python(venv).exists()
     assert not bootstrap.installed(venv, REPO / "requirements.txt")
 

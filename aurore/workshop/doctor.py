@@ -243,16 +243,16 @@ def check_workdir(workdir: Path) -> Check:
 
 
 def run_checks(config: Config, port: int = 8080) -> list[Check]:
-    checks: list[Callable[[], Check]] = [
-        check_python, check_packages, check_tensorflow, lambda: check_workdir(config.workdir),
-        lambda: check_disk(config.workdir), check_memory, lambda: check_books(config), lambda: check_model(config),
-        lambda: check_port(port)]
+    checks: list[tuple[str, Callable[[], Check]]] = [
+        ("Python", check_python), ("Paquets", check_packages), ("TensorFlow", check_tensorflow),
+        ("Dossier de travail", lambda: check_workdir(config.workdir)), ("Disque", lambda: check_disk(config.workdir)),
+        ("Mémoire", check_memory), ("Livres", lambda: check_books(config)), ("Modèle de base", lambda: check_model(config)),
+        ("Port", lambda: check_port(port))]
     results = []
-    for check in checks:
+    for name, check in checks:
         try:
             results.append(check())
         except Exception as error:  # a check that crashes is a failed check, never a traceback
-            name = getattr(check, "__name__", "vérification").replace("check_", "")
             results.append(Check(name, False, f"{type(error).__name__}: {error}", f"relancez `{SETUP}`"))
     return results
 
