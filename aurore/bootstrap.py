@@ -22,7 +22,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from aurore.platforms import (PLATFORMS, SUPPORTED_TEXT, current_platform, platform_problem, supported,
+from aurore.platforms import (PLATFORMS, SUPPORTED, SUPPORTED_TEXT, current_platform, platform_problem, supported,
                               unsupported_python_without_uv)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -145,7 +145,9 @@ def make_venv(venv: Path, uv: list[str] | None, python: str | None, kit: Path | 
         env["UV_PYTHON_INSTALL_MIRROR"] = (kit / "python").resolve().as_uri()
     elif kit is not None:
         env.setdefault("UV_PYTHON_DOWNLOADS", "never")  # a kit without Pythons: no download attempt, a clear error
-    _run(uv + ["venv", "--clear", "--python", python or pinned_python(), str(venv)],
+    # Any Python of the supported range already on the machine; else uv downloads one (the newest of the range).
+    wanted = python or ">={}.{},<{}.{}".format(*SUPPORTED[0], SUPPORTED[1][0], SUPPORTED[1][1] + 1)
+    _run(uv + ["venv", "--clear", "--python", wanted, str(venv)],
          "La création de l'environnement (uv venv)", env)
 
 
@@ -218,8 +220,8 @@ def check_kit(kit: Path) -> str:
     try:
         manifest = json.loads((kit / "kit.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        raise SetupError(f"{kit} n'est pas une clé de l'atelier (pas de kit.json) : donnez le dossier que "
-                         "`python -m aurore kit` a écrit.") from None
+        raise SetupError(f"{kit} n'est pas une clé de l'atelier (pas de fichier kit.json dedans) : donnez le dossier de "
+                         "la clé USB des organisateurs, celui qui contient kit.json et LISEZMOI.txt.") from None
     key = current_platform()
     if key not in manifest["platforms"]:
         raise SetupError(f"la clé {kit} est faite pour {', '.join(manifest['platforms'])}, pas pour ce système "
@@ -273,7 +275,9 @@ def _setup(args: argparse.Namespace) -> int:
 
 def main(argv: list[str]) -> int:
     """`setup`, `demo` and `test`: the commands any Python can run before `.venv` exists."""
-    parser = argparse.ArgumentParser(prog="python -m aurore")
+    from aurore.config import FrenchArgumentParser  # standard library only, like this module
+
+    parser = FrenchArgumentParser(prog="python -m aurore", description="Installer l'environnement de l'atelier.")
     commands = parser.add_subparsers(dest="command", required=True)
     setup_parser = commands.add_parser("setup", help="installe l'environnement de l'atelier (.venv), puis doctor")
     setup_parser.add_argument("--kit", help="dossier de la clé USB des organisateurs : installe sans réseau")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -11,6 +12,13 @@ from typing import Callable
 # first, the solution as the fallback.
 STEP_SCRIPTS = {1: "1_prepare_dataset", 2: "2_tokenize", 3: "3_train", 4: "4_generate", 5: "5_flask", 6: "6_mini_gpt"}
 STANDIN_COMMAND = "python -m aurore build-standin"
+
+
+def set_variable(name: str, value: object) -> str:
+    """The command that sets a variable for this terminal, as this system's shell writes it."""
+    if os.name == "nt":
+        return f'$env:{name}="{value}"  (PowerShell)'
+    return f"export {name}={value}"
 
 
 def step_command(step: int) -> str:

@@ -40,11 +40,27 @@ def platform_problem() -> str | None:
     """Why the pins cannot install on this machine at all, in French, or None."""
     if current_platform() is not None:
         return None
+    if sys.platform == "darwin" and _under_rosetta():
+        return ("ce Python est une version Intel (x86_64) qui tourne sous Rosetta sur un Mac Apple silicon : "
+                "TensorFlow n'existe pas pour elle. Installez uv (curl -LsSf https://astral.sh/uv/install.sh | sh), "
+                "puis, dans un nouveau terminal : uv run --no-project --python cpython-3.12-macos-aarch64 python -m "
+                "aurore setup")
     if sys.platform == "darwin":
         return ("ce Mac a un processeur Intel (x86_64) : TensorFlow n'existe plus pour ces Mac depuis la version 2.16. "
-                "Sur un Mac Apple silicon, vérifiez que Python n'est pas lancé sous Rosetta. Sinon, " + DOCKER_HINT + ".")
+                + DOCKER_HINT[0].upper() + DOCKER_HINT[1:] + ".")
     return (f"TensorFlow 2.21 n'existe pas pour ce système ({sys.platform}, {platform.machine()}) : "
             + DOCKER_HINT + ".")
+
+
+def _under_rosetta() -> bool:
+    """An x86_64 Python translated by Rosetta on an Apple silicon Mac (macOS says so through sysctl)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["sysctl", "-in", "sysctl.proc_translated"], capture_output=True, text=True,
+                              timeout=5).stdout.strip() == "1"
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def supported(version: tuple[int, int]) -> bool:
@@ -55,7 +71,8 @@ def unsupported_python_without_uv(pinned: str) -> str:
     """What to do when this Python does not fit and no uv can fetch one (French)."""
     here = ".".join(map(str, sys.version_info[:2]))
     return (f"ce Python ({here}) ne convient pas (il faut Python {SUPPORTED_TEXT} : TensorFlow 2.21 n'existe que pour "
-            "eux), et uv, qui en installerait un, est introuvable.\n  -> Installez uv, puis relancez la commande :\n"
+            "eux), et uv, qui en installerait un, est introuvable.\n  -> Installez uv, puis relancez la commande dans un "
+            "NOUVEAU terminal :\n"
             "     Windows (PowerShell) : winget install --id=astral-sh.uv -e   (ou : py -m pip install uv)\n"
-            "     macOS : brew install uv        Linux : pipx install uv   (ou le paquet uv de votre distribution)\n"
+            "     macOS, Linux :         curl -LsSf https://astral.sh/uv/install.sh | sh   (ou : brew install uv)\n"
             f"  -> ou installez Python {pinned} vous-même, ou " + DOCKER_HINT + ".")

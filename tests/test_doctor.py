@@ -58,6 +58,12 @@ def test_a_busy_port_fails_and_says_what_to_do(standin, capsys):
     assert f"✘ Port : le port {port} de 127.0.0.1 est déjà pris" in out and f"--port {port + 1}" in out
 
 
+def test_a_port_the_page_cannot_use_is_refused_with_the_range(standin, capsys):
+    for port in ("80", "70000"):
+        assert main(doctor(standin, "--port", port)) == 1
+        assert f"✘ Port : {port} : la page a besoin d'un port entre 1024 et 65535" in capsys.readouterr().out
+
+
 def test_too_little_disk_fails_and_a_little_is_a_warning(standin, monkeypatch):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 9 * 2**30, 1 * 2**30))

@@ -35,6 +35,8 @@ def test_a_python_too_old_for_the_pins_gets_what_to_do(version, tmp_path):
     to get uv, before anything is written."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("VIRTUAL_ENV", "PYTHON"))}
     env["PATH"] = str(tmp_path)  # no uv to be found
+    if subprocess.run([str(old_python(version)), "-m", "uv", "--version"], capture_output=True).returncode == 0:
+        pytest.skip(f"this Python {version} has uv installed: it would install a supported Python")
     result = subprocess.run([str(old_python(version)), "-m", "aurore", "setup", "--venv", str(tmp_path / "venv")],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -53,6 +55,14 @@ def test_laptops_without_tensorflow_are_sent_to_docker(system, machine, word, mo
     error = capsys.readouterr().err
     assert word in error and "Docker" in error
     assert not (tmp_path / "venv").exists()
+
+
+def test_an_intel_python_under_rosetta_is_told_how_to_get_an_arm_one(monkeypatch):
+    monkeypatch.setattr(platforms.sys, "platform", "darwin")
+    monkeypatch.setattr(platforms.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(platforms, "_under_rosetta", lambda: True)
+    problem = platforms.platform_problem()
+    assert "Rosetta" in problem and "--python cpython-3.12-macos-aarch64" in problem and "Docker" not in problem
 
 
 def test_each_supported_laptop_has_its_platform():
@@ -79,7 +89,7 @@ def test_a_kit_for_another_platform_says_which_it_is_for(tmp_path, capsys):
 
 def test_a_folder_that_is_no_kit(tmp_path, capsys):
     assert bootstrap.main(["setup", "--kit", str(tmp_path), "--venv", str(tmp_path / "venv")]) == 1
-    assert "n'est pas une clé de l'atelier" in capsys.readouterr().err
+    assert "n'est pas une clé de l'atelier (pas de fichier kit.json dedans)" in capsys.readouterr().err
 
 
 def test_an_install_that_fails_halfway_is_not_marked_done_and_says_rerun(tmp_path, capsys):

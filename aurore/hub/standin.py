@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aurore.atomic import publish, staging_dir
 from aurore.config import Config
-from aurore.errors import require_output
+from aurore.errors import require_output, set_variable
 from aurore.text.french import format_count
 
 END_OF_TEXT = "<|endoftext|>"
@@ -69,5 +69,5 @@ def build_standin(config: Config, **shape: int) -> Path:
           f"vocabulaire de {format_count(len(tokenizer))} jetons) "
           f"enregistré dans {config.standin_dir}. Il écrit n'importe quoi : il sert à faire tourner les étapes "
           "hors ligne.")
-    print(f"Utilisez-le avec : AURORE_BASE_MODEL={config.standin_dir}")
+    print(f"Utilisez-le, dans chaque terminal : {set_variable('AURORE_BASE_MODEL', config.standin_dir)}")
     return config.standin_dir

@@ -27,7 +27,7 @@ from typing import Callable
 
 from aurore import bootstrap, platforms
 from aurore.config import Config
-from aurore.errors import STANDIN_COMMAND
+from aurore.errors import STANDIN_COMMAND, set_variable
 
 GB = 1024 ** 3
 DISK_PLANNED_GB = 5  # docs/organisers.md: plan 4-5 GB of free disk per participant
@@ -173,8 +173,8 @@ def check_books(config: Config) -> Check:
     if len(cached) == len(ids):
         return Check("Livres", True, f"les {len(ids)} livres sont déjà dans {config.books_dir}")
     mirror = config.gutenberg_mirror
-    fix = ("demandez aux organisateurs le dossier des livres (la clé USB), puis AURORE_GUTENBERG_MIRROR=<ce dossier> "
-           f"(ou `{SETUP} --kit <clé>`)")
+    fix = ("demandez aux organisateurs le dossier des livres (la clé USB), puis "
+           f"`{set_variable('AURORE_GUTENBERG_MIRROR', '<ce dossier>')}` (ou `{SETUP} --kit <clé>`)")
     if mirror and urllib.parse.urlparse(mirror).scheme in ("http", "https"):
         host = urllib.parse.urlparse(mirror)
         if _reachable(host.hostname, host.port or (443 if host.scheme == "https" else 80)):
@@ -194,7 +194,7 @@ def check_books(config: Config) -> Check:
 def check_model(config: Config) -> Check:
     name = config.base_model
     standin = (f"ou le modèle de secours, hors ligne : `{STANDIN_COMMAND}` puis "
-               f"AURORE_BASE_MODEL={config.standin_dir}")
+               f"{set_variable('AURORE_BASE_MODEL', config.standin_dir)}")
     from aurore.hub import converted_dir, hub_reachable, is_local, looks_like_a_path
 
     if is_local(name) or looks_like_a_path(name):
@@ -220,6 +220,9 @@ def check_model(config: Config) -> Check:
 
 
 def check_port(port: int) -> Check:
+    if not 1024 <= port <= 65535:
+        return Check("Port", False, f"{port} : la page a besoin d'un port entre 1024 et 65535",
+                     "--port 8080 (la valeur par défaut), ou un autre au-dessus de 1024")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind(("127.0.0.1", port))
