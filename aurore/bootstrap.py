@@ -282,7 +282,7 @@ def main(argv: list[str]) -> int:
     setup_parser = commands.add_parser("setup", help="installe l'environnement de l'atelier (.venv), puis doctor")
     setup_parser.add_argument("--kit", help="dossier de la clé USB des organisateurs : installe sans réseau")
     setup_parser.add_argument("--python", help=f"version de Python voulue ({SUPPORTED_TEXT} ; par défaut : ce Python "
-                                               f"s'il convient, sinon {pinned_python()})")
+                                               "s'il convient, sinon un autre de la machine, sinon uv en télécharge un)")
     setup_parser.add_argument("--venv", default=str(VENV), help="dossier de l'environnement (par défaut : .venv)")
     setup_parser.add_argument("--dev", action="store_true", help="ajoute les outils de test (requirements-dev.txt)")
     setup_parser.add_argument("--no-doctor", action="store_true", help="ne lance pas doctor à la fin")
