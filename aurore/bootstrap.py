@@ -53,16 +53,12 @@ def requirements_digest(requirements: Path) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def read_marker(venv: Path) -> dict | None:
-    try:
-        return json.loads((venv / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def installed(venv: Path, requirements: Path) -> bool:
-    """Did a set-up of these pins finish in `venv` (and the file not change since)?"""
-    marker = read_marker(venv) or {}
+    """Did a set-up of these pins finish in `venv` (and the file not change since)? Its marker says."""
+    try:
+        marker = json.loads((venv / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
     return marker.get("files", {}).get(requirements.name) == requirements_digest(requirements)
 
 
@@ -80,8 +76,7 @@ def _works(command: list[str]) -> bool:
 def find_uv(kit: Path | None = None) -> list[str] | None:
     """The command that runs uv: the `uv` package of this Python, uv on the PATH, or the kit's uv wheel for this
     platform (a wheel is a zip: its binary is taken out, no pip needed)."""
-    candidates = [[sys.executable, "-m", "uv"], [shutil.which("uv") or "uv"]]
-    for command in candidates:
+    for command in ([sys.executable, "-m", "uv"], [shutil.which("uv") or "uv"]):
         if _works(command):
             return command
     return _uv_from_kit(kit) if kit is not None else None
@@ -244,11 +239,8 @@ def workshop_python() -> Path | None:
     """The venv's Python when this Python cannot run the workshop but `.venv` can (not activated)."""
     import importlib.util
 
-    if importlib.util.find_spec("tensorflow") is not None or not venv_python(VENV).exists():
-        return None
-    if Path(sys.prefix).resolve() == VENV.resolve():
-        return None
-    return venv_python(VENV)
+    ready = venv_python(VENV).exists() and Path(sys.prefix).resolve() != VENV.resolve()
+    return venv_python(VENV) if ready and importlib.util.find_spec("tensorflow") is None else None
 
 
 def _demo(args: argparse.Namespace) -> int:
