@@ -16,9 +16,9 @@ import nltk
 import tensorflow as tf
 from datasets import Dataset, DatasetDict
 
-from aurore.text import french, gutenberg
 from aurore.config import Config, parse_args
 from aurore.errors import friendly_errors
+from aurore.text import french, gutenberg
 
 # Keras downloads a file once and keeps it in a cache folder: the next run finds it there and skips the network.
 # `gutenberg.downloading` gives the book's address (gutenberg.org, or the organisers' mirror: the same call

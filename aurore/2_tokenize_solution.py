@@ -16,8 +16,8 @@ from transformers import AutoTokenizer
 
 from aurore import hub
 from aurore.config import Config, parse_args
-from aurore.text.french import format_count
 from aurore.errors import friendly_errors, require_output
+from aurore.text.french import format_count
 
 SAMPLE_SENTENCE = "La petite Fadette regardait la rivière en chantonnant."
 

@@ -16,12 +16,12 @@ import tensorflow as tf
 from datasets import DatasetDict, load_from_disk
 from transformers import TFAutoModelForCausalLM, create_optimizer
 
-from aurore.training import final
 from aurore import hub, training
-from aurore.training.checkpoints import Run, optimizer_step
 from aurore.config import Config, parse_args
 from aurore.errors import friendly_errors, require_output
 from aurore.text.french import format_decimal
+from aurore.training import final
+from aurore.training.checkpoints import Run, optimizer_step
 
 
 def load_blocks(config: Config) -> DatasetDict:
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
                                           write_graph=False)
 
     with training.interruptible(saver):  # Ctrl-C: a checkpoint, then how to continue
-        # Scoring the whole book costs about as much as training: the starting model (the base model, or the
+        # Scoring the whole book costs about half as much as training: the starting model (the base model, or the
         # checkpoint we resume) scores the same on the same blocks at every run, so it is measured once, then kept.
         before = run.known_perplexity(blocks["test"])
         if before is None:

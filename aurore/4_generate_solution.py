@@ -15,9 +15,9 @@ import argparse
 import tensorflow as tf
 from transformers import pipeline
 
-from aurore.engines import generation
 from aurore import hub
 from aurore.config import parse_args
+from aurore.engines import generation
 from aurore.errors import friendly_errors
 
 PROMPTS = ["Cette femme était assise", "Le soir elle se rappelait"]

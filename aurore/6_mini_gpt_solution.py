@@ -23,11 +23,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from aurore.training import callbacks, plots
-from aurore.engines import minigpt
 from aurore.config import Config, parse_args
-from aurore.text.french import format_count, format_decimal
+from aurore.engines import minigpt
 from aurore.errors import friendly_errors
+from aurore.text.french import format_count, format_decimal
+from aurore.training import callbacks, plots
 
 layers = tf.keras.layers  # tf.keras is Keras 2 (tf_keras) here, like the Hugging Face models
 

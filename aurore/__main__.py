@@ -45,9 +45,9 @@ def _download_model(args: argparse.Namespace) -> int:
 
 
 def _perplexity(args: argparse.Namespace) -> int:
-    from aurore.training.evaluation import evaluate_perplexity
-    from aurore.text.french import format_decimal
     from aurore.engines.generation import choose_model
+    from aurore.text.french import format_decimal
+    from aurore.training.evaluation import evaluate_perplexity
 
     config = settings.from_namespace(args)
     name = args.model or choose_model(config).folder

@@ -99,8 +99,8 @@ class Server:
 
         from aurore import web
         from aurore.config import PACKAGE_DIR
-        from aurore.workshop.exercises import load_script
         from aurore.web.serving import GenerationService
+        from aurore.workshop.exercises import load_script
 
         served = {key: web.Served(GenerationService(engine, timeout=timeout, batch_window=batch_window),
                                   web.ModelInfo(key, key == "gpt2")) for key, engine in engines.items()}

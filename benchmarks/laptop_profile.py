@@ -65,8 +65,8 @@ def measure(profile: str, steps: int, batch: int, block: int) -> dict:
     from transformers import GPT2Config, TFGPT2LMHeadModel, create_optimizer
 
     from aurore.config import PACKAGE_DIR, Config
-    from aurore.workshop.exercises import load_script
     from aurore.training import PROFILES
+    from aurore.workshop.exercises import load_script
 
     settings = PROFILES[profile]
     tf.keras.utils.set_random_seed(0)

@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aurore  # noqa: E402,F401  sets TF_USE_LEGACY_KERAS before TensorFlow loads
 import tensorflow as tf  # noqa: E402
 
-from aurore.training import callbacks
-from aurore.engines import minigpt  # noqa: E402
 from aurore.config import PACKAGE_DIR, from_namespace  # noqa: E402
+from aurore.engines import minigpt  # noqa: E402
+from aurore.training import callbacks
 from aurore.workshop.exercises import load_script  # noqa: E402
 
 

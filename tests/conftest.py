@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from aurore.workshop.exercises import load_script
 from aurore.config import PACKAGE_DIR, Config
+from aurore.workshop.exercises import load_script
 
 REPO = PACKAGE_DIR.parent
 

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from aurore.engines import fastgen, generation
 from aurore.config import Config
+from aurore.engines import fastgen, generation
 from aurore.errors import AuroreError
 from aurore.web.serving import GenerationService
 

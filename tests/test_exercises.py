@@ -2,10 +2,10 @@
 
 import pytest
 
+from aurore.config import PACKAGE_DIR
 from aurore.workshop import exercises
 from aurore.workshop.check import grade
 from aurore.workshop.checks import CHECKS
-from aurore.config import PACKAGE_DIR
 from conftest import REPO, run_script
 
 SOLUTIONS = exercises.solution_files()

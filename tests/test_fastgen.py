@@ -15,8 +15,8 @@ from transformers.generation.tf_logits_process import (
     TFTopPLogitsWarper,
 )
 
-from aurore.engines import fastgen, generation, warpers
 from aurore.config import Config
+from aurore.engines import fastgen, generation, warpers
 from conftest import REPO
 
 
@@ -106,9 +106,9 @@ VARIED_REQUESTS = """
 import json
 import sys
 from pathlib import Path
+from aurore.config import Config
 from aurore.engines import fastgen, generation
 from aurore.workshop.fixtures import tiny_model_folder
-from aurore.config import Config
 
 folder = tiny_model_folder(Path(sys.argv[1]) / "model")
 generator = generation.load_generator(str(folder), Config(workdir=folder.parent))

@@ -3,9 +3,9 @@
 import pytest
 import tensorflow as tf
 
-from aurore.text import gutenberg
 from aurore.config import Config
 from aurore.errors import AuroreError
+from aurore.text import gutenberg
 
 
 def test_urls_for_gutenberg_a_folder_and_a_base_url(tmp_path):

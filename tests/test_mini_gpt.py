@@ -12,9 +12,9 @@ from transformers.generation.tf_logits_process import (
     TFTopPLogitsWarper,
 )
 
-from aurore.training import callbacks
-from aurore.engines import generation, mini_engine, minigpt
 from aurore.config import Config
+from aurore.engines import generation, mini_engine, minigpt
+from aurore.training import callbacks
 from conftest import MINI_TEXT, MINI_TINY, mini_args, script
 
 step6 = script("6_mini_gpt_solution")

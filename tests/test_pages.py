@@ -14,10 +14,10 @@ from transformers.generation.tf_logits_process import (
     TFTopPLogitsWarper,
 )
 
-from aurore.engines import fastgen, generation
-from aurore.web import forms
 from aurore import web
 from aurore.config import Config
+from aurore.engines import fastgen, generation
+from aurore.web import forms
 from aurore.web.serving import GenerationService
 from conftest import script
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from transformers import TFAutoModelForCausalLM
 
-from aurore.training import callbacks, checkpoints
 from aurore import hub, training
 from aurore.config import Config
 from aurore.errors import AuroreError
+from aurore.training import callbacks, checkpoints
 from conftest import script
 
 step2 = script("2_tokenize_solution")

@@ -6,10 +6,10 @@ import shutil
 import pytest
 from werkzeug.test import Client
 
-from aurore.engines import generation
-from aurore.web import reload
 from aurore import web
 from aurore.config import Config, parse_args
+from aurore.engines import generation
+from aurore.web import reload
 from aurore.web.serving import GenerationService
 from conftest import REPO
 

@@ -3,8 +3,8 @@
 import pytest
 from datasets import load_from_disk
 
-from aurore.text import french, gutenberg
 from aurore.config import Config
+from aurore.text import french, gutenberg
 from conftest import run_script, script
 
 step1 = script("1_prepare_dataset_solution")

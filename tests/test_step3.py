@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 from transformers import TFAutoModelForCausalLM
 
-from aurore.training import checkpoints
 from aurore import hub, training
+from aurore.training import checkpoints
 from conftest import run_script, script
 
 step2 = script("2_tokenize_solution")

@@ -2,8 +2,8 @@
 
 import shutil
 
-from aurore.engines import generation
 from aurore.config import Config
+from aurore.engines import generation
 from conftest import run_script, script
 
 step4 = script("4_generate_solution")

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from aurore.engines import generation
 from aurore import web
 from aurore.config import Config
+from aurore.engines import generation
 from aurore.web.serving import GenerationService
 from conftest import run_script, script
 

@@ -43,9 +43,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.compiler.tf2xla.python.xla import dynamic_update_slice
 
-from aurore.errors import AuroreError
 from aurore.engines.generation import STREAM_CHUNK, Progress, Row, Sampling, rows_for
 from aurore.engines.warpers import sample_tokens
+from aurore.errors import AuroreError
 
 BATCH_BUCKETS = (1, 8)
 PREFILL_ROWS = (1, 4, 8)  # prompts read together in one prefill (8 at once: 141 ms vs 8 x 42 ms alone, 124M, 16 tokens)

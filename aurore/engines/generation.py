@@ -12,8 +12,8 @@ from typing import Callable, Protocol
 
 from aurore import hub
 from aurore.config import Config
-from aurore.hub.standin import STANDIN_MARKER
 from aurore.errors import AuroreError
+from aurore.hub.standin import STANDIN_MARKER
 
 _DEFAULTS = Config()
 

@@ -16,12 +16,12 @@ from typing import Iterator
 
 import tensorflow as tf
 
-from aurore.training import callbacks, evaluation
 from aurore import hub
-from aurore.training.checkpoints import Run, latest_run, read_state, restore_optimizer
 from aurore.config import Config
 from aurore.errors import AuroreError
 from aurore.text.french import format_count, format_decimal
+from aurore.training import callbacks, evaluation
+from aurore.training.checkpoints import Run, latest_run, read_state, restore_optimizer
 
 # The settings that define a run's schedule: stored with the run, restored by --resume.
 RUN_SETTINGS = ("epochs", "max_steps", "batch_size", "block_size", "learning_rate", "warmup_ratio", "weight_decay",

@@ -9,9 +9,9 @@ import time
 
 import tensorflow as tf
 
-from aurore.training.checkpoints import optimizer_step
 from aurore.errors import AuroreError
 from aurore.text.french import format_decimal
+from aurore.training.checkpoints import optimizer_step
 
 
 class StepHistory(tf.keras.callbacks.Callback):

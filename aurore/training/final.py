@@ -12,9 +12,9 @@ import math
 import shutil
 from pathlib import Path
 
-from aurore.training import plots
 from aurore.atomic import publish, staging_dir
 from aurore.text.french import format_decimal
+from aurore.training import plots
 from aurore.training import RUN_SETTINGS, TrainingRun
 
 

@@ -26,12 +26,12 @@ if not aurore.LOG_LEVEL_CHOSEN and "tensorflow" not in sys.modules:
 
 from flask import Flask, jsonify, render_template, request  # noqa: E402
 
-from aurore.engines import fastgen, generation, mini_engine
-from aurore.web import forms, pages, reload
 from aurore import hub
 from aurore.config import Config
+from aurore.engines import fastgen, generation, mini_engine
 from aurore.errors import AuroreError
 from aurore.text.french import format_decimal, format_percent
+from aurore.web import forms, pages, reload
 from aurore.web.forms import (FIELDS, MAX_PROMPT_CHARS, Answer, ModelInfo, Models, RequestError, Served, answer,  # noqa: F401
                           readable)
 from aurore.web.serving import GenerationService

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from aurore.engines.warpers import warp_logits
 from aurore.engines.generation import Engine
+from aurore.engines.warpers import warp_logits
 
 SHOWN = 15  # tokens on the chart
 

@@ -12,8 +12,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aurore.engines import generation
 from aurore.config import Config
+from aurore.engines import generation
 from aurore.text.french import format_number
 from aurore.web.serving import GenerationService, ServiceBusy
 

@@ -13,9 +13,9 @@ import traceback
 from pathlib import Path
 
 import aurore  # noqa: F401  sets TF_USE_LEGACY_KERAS before TensorFlow loads
+from aurore.errors import AuroreError
 from aurore.workshop.checks import CHECKS
 from aurore.workshop.checks_base import Check, CheckFailed
-from aurore.errors import AuroreError
 from aurore.workshop.exercises import ExerciseNotDone, load_script, script_for
 
 

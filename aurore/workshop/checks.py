@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
+from aurore.config import Config
 from aurore.workshop import fixtures
 from aurore.workshop.checks_base import Check, CheckFailed, expect
 from aurore.workshop.checks_training import STEP3_CHECKS, STEP6_CHECKS
-from aurore.config import Config
 from aurore.workshop.exercises import ExerciseNotDone
 
 

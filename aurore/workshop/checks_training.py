@@ -8,10 +8,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Iterator
 
-from aurore.workshop import fixtures
-from aurore.workshop.checks_base import Check, expect
 from aurore.config import Config
 from aurore.text.french import format_decimal
+from aurore.workshop import fixtures
+from aurore.workshop.checks_base import Check, expect
 from aurore.workshop.exercises import load_script, script_for
 
 
