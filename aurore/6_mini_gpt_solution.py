@@ -1,16 +1,16 @@
-"""Step 6: build a miniature GPT from scratch with the Keras functional API, and train it on George Sand.
+"""Étape 6 : un GPT miniature écrit de zéro avec l'API fonctionnelle de Keras, entraîné sur George Sand.
 
-Run: python aurore/6_mini_gpt_solution.py                  (characters; needs step 1)
-     python aurore/6_mini_gpt_solution.py --mini-tokens word
-     python aurore/6_mini_gpt_solution.py --text-folder aclImdb/train     (any folder of .txt documents)
+Lancer : python aurore/6_mini_gpt_solution.py                  (caractères ; après l'étape 1)
+         python aurore/6_mini_gpt_solution.py --mini-tokens word
+         python aurore/6_mini_gpt_solution.py --text-folder aclImdb/train     (tout dossier de documents .txt)
 
-GPT-2 is a stack of identical blocks; here we write one ourselves. A token becomes a vector (its embedding) plus
-a vector for its position; each block lets every position look at the positions before it (self-attention with a
-causal mask: no peeking at the future), then transforms each position (feed-forward); at the end, the token
-embeddings themselves score every token of the vocabulary as the next one. We measure it in bits per character on
-La Mare au diable, so that word and character models compare. The default recipe trains in about 2.5 minutes on
-2 CPU cores (`--time-budget 1m` stops it sooner); what each of its choices brings is measured below, before
-`WarmupCosineDecay`.
+GPT-2 est une pile de blocs identiques ; ici, on en écrit un nous-mêmes. Le texte devient une suite de nombres (les
+jetons) ; chaque jeton devient un vecteur (son plongement), auquel s'ajoute un vecteur pour sa position ; chaque bloc
+laisse chaque position regarder les positions d'avant (l'auto-attention avec un masque causal : pas de triche sur le
+futur), puis transforme chaque position (le réseau « feed-forward ») ; à la fin, les plongements des jetons eux-mêmes
+donnent un score à chaque jeton du vocabulaire comme jeton suivant. On le mesure en bits par caractère sur La Mare au
+diable, pour comparer modèles de mots et de caractères. La recette par défaut s'entraîne en 2 min 30 environ sur 2
+cœurs (`--time-budget 1m` l'arrête plus tôt) ; ce que chacun de ses choix apporte est mesuré dans docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -29,16 +29,55 @@ from aurore.errors import friendly_errors
 from aurore.text.french import format_count, format_decimal
 from aurore.training import callbacks, plots
 
-layers = tf.keras.layers  # tf.keras is Keras 2 (tf_keras) here, like the Hugging Face models
+layers = tf.keras.layers  # tf.keras est ici Keras 2 (tf_keras), comme pour les modèles Hugging Face
+
+
+# -- Les données -------------------------------------------------------------------------------------------------
+# Un réseau ne lit que des nombres. Le vocabulaire le plus simple : chaque caractère rencontré dans le texte
+# d'entraînement est un jeton, et son numéro est sa place dans la liste ; le numéro 0 sert aux caractères que
+# l'entraînement n'a jamais vus. (--mini-tokens word : les mots les plus fréquents, avec la couche TextVectorization
+# de Keras.)
+
+
+def build_vocabulary(texts: list[str], config: Config):
+    """Le vocabulaire des textes d'entraînement : leurs caractères, ou leurs mots les plus fréquents."""
+    if config.mini_tokens == "word":
+        return minigpt.WordVocabulary.from_texts(texts, config.mini_vocab_size)
+    characters = sorted(set("".join(texts)) - {minigpt.UNKNOWN_CHAR})
+    return minigpt.CharVocabulary([minigpt.UNKNOWN_CHAR, *characters])
+
+
+# Un modèle de langue apprend à prédire le jeton suivant. On découpe le texte en fenêtres de seq_len + 1 jetons : à
+# chaque position de la fenêtre, la cible est le jeton qui la suit. Une fenêtre donne donc une entrée et une cible de
+# seq_len jetons chacune, la même suite décalée d'un cran.
+
+
+def split_input_target(windows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Un lot de fenêtres [lot, seq_len + 1] -> (entrées, cibles), chacune [lot, seq_len]."""
+    # BEGIN SOLUTION 6.1: renvoyez (entrées, cibles) : les entrées sont chaque fenêtre sans son dernier jeton, les
+    #   cibles chaque fenêtre sans son premier jeton (ainsi, cible[i] est le jeton qui suit entrée[i]). Découpez la
+    #   2e dimension avec les tranches de Python, comme sur une liste.
+    #   Doc : https://www.tensorflow.org/guide/tensor_slicing
+    return windows[:, :-1], windows[:, 1:]
+    # END SOLUTION
+
+
+def make_batches(ids: np.ndarray, config: Config, batch_size: int, shuffle: bool) -> tf.data.Dataset:
+    """Des lots (entrées, cibles) pour Keras : fenêtres mélangées pour l'entraînement, dans l'ordre sinon."""
+    windows = minigpt.windows(ids, config.mini_seq_len + 1, batch_size, shuffle, seed=config.seed)
+    return windows.map(split_input_target).prefetch(tf.data.AUTOTUNE)
+
+
+# -- Le modèle ---------------------------------------------------------------------------------------------------
 
 
 @tf.keras.utils.register_keras_serializable(package="aurore")
 class TokenAndPositionEmbedding(layers.Layer):
-    """What a token is, plus where it is: two embeddings added together.
+    """Ce qu'est un jeton, plus où il est : deux plongements additionnés.
 
-    Called with `reverse=True` on the last vectors, it scores every token of the vocabulary as the next one with
-    the same token embeddings, transposed (weight tying, as in GPT-2): a token's vector serves to read it and to
-    predict it, and the model needs no separate [embed_dim, vocab_size] output layer.
+    Appelée avec `reverse=True` sur les derniers vecteurs, la couche donne un score à chaque jeton du vocabulaire
+    comme jeton suivant, avec les mêmes plongements transposés (poids partagés, comme GPT-2) : le vecteur d'un jeton
+    sert à le lire et à le prédire, et le modèle n'a pas besoin d'une couche de sortie [embed_dim, vocab_size] à part.
     """
 
     def __init__(self, max_len: int, vocab_size: int, embed_dim: int, **kwargs):
@@ -48,7 +87,7 @@ class TokenAndPositionEmbedding(layers.Layer):
         self.position_embedding = layers.Embedding(max_len, embed_dim)
 
     def call(self, inputs, reverse=False):
-        if reverse:  # [batch, positions, embed_dim] -> [batch, positions, vocab_size]: the logits
+        if reverse:  # [lot, positions, embed_dim] -> [lot, positions, vocab_size] : les logits
             return tf.matmul(inputs, self.token_embedding.embeddings, transpose_b=True)
         positions = tf.range(tf.shape(inputs)[-1])
         return self.token_embedding(inputs) + self.position_embedding(positions)
@@ -59,8 +98,8 @@ class TokenAndPositionEmbedding(layers.Layer):
 
 
 def causal_attention_mask(length) -> tf.Tensor:
-    """[length, length] booleans: position i may look at position j only if j <= i."""
-    # BEGIN SOLUTION 6.1: renvoyez une matrice booléenne [length, length] dont la case (i, j) est vraie quand j <= i
+    """[length, length] booléens : la position i peut regarder la position j seulement si j <= i."""
+    # BEGIN SOLUTION 6.2: renvoyez une matrice booléenne [length, length] dont la case (i, j) est vraie quand j <= i
     #   (sur et sous la diagonale), fausse au-dessus. Deux vecteurs d'indices (tf.range), l'un en colonne et l'autre
     #   en ligne : une comparaison entre eux se diffuse (broadcasting) en une matrice.
     #   Doc : https://www.tensorflow.org/api_docs/python/tf/range
@@ -68,15 +107,16 @@ def causal_attention_mask(length) -> tf.Tensor:
     # END SOLUTION
 
 
-# The block below is pre-norm, like GPT-2: each sub-layer reads a normalised copy of its input, and its output is
-# added to the input unnormalised, so a straight residual path runs from the embeddings to the output (one last
-# LayerNormalization comes after the blocks). keras.io's "Text generation with a miniature GPT" is post-norm
-# (normalise AFTER each sum); on George Sand it learned less in the same steps (figures before `WarmupCosineDecay`).
+# Le bloc ci-dessous est pré-normalisé, comme GPT-2 : chaque sous-couche lit une copie normalisée de son entrée, et
+# sa sortie est ajoutée à l'entrée non normalisée ; un chemin résiduel direct va ainsi des plongements à la sortie
+# (une dernière LayerNormalization vient après les blocs). L'exemple « Text generation with a miniature GPT » de
+# keras.io normalise APRÈS chaque somme ; sur George Sand, il apprenait moins dans le même nombre de pas
+# (mesures dans docs/benchmarks.md).
 
 
 @tf.keras.utils.register_keras_serializable(package="aurore")
 class TransformerBlock(layers.Layer):
-    """Masked self-attention then a feed-forward network, each reading a normalised input and added back to it."""
+    """Auto-attention masquée puis réseau feed-forward, chacun lit une entrée normalisée et s'y ajoute."""
 
     def __init__(self, embed_dim: int, num_heads: int, ff_dim: int, dropout: float = 0.0, **kwargs):
         super().__init__(**kwargs)
@@ -87,14 +127,14 @@ class TransformerBlock(layers.Layer):
         self.dropout1, self.dropout2 = layers.Dropout(dropout), layers.Dropout(dropout)
 
     def call(self, inputs, training=None):
-        # BEGIN SOLUTION 6.2: construisez le masque causal pour la longueur de la séquence (un seul argument : le
+        # BEGIN SOLUTION 6.3: construisez le masque causal pour la longueur de la séquence (un seul argument : le
         #   nombre de positions, la 2e dimension de tf.shape(inputs)), avec un axe de plus en tête pour le lot.
         #   Pré-normalisation : normalisez inputs avec self.norm1, faites l'attention de ce résultat sur lui-même
         #   avec le masque (argument attention_mask), passez-la par self.dropout1 et ajoutez-la à inputs (sans
         #   normaliser la somme). Même chose avec self.norm2, self.feed_forward et self.dropout2 sur cette somme, et
         #   renvoyez la seconde somme. Donnez training= aux dropouts.
         #   Doc : https://keras.io/api/layers/attention_layers/multi_head_attention/
-        mask = causal_attention_mask(tf.shape(inputs)[1])[None]  # the same mask for every sequence of the batch
+        mask = causal_attention_mask(tf.shape(inputs)[1])[None]  # le même masque pour chaque séquence du lot
         normed = self.norm1(inputs)
         x = inputs + self.dropout1(self.attention(normed, normed, attention_mask=mask), training=training)
         return x + self.dropout2(self.feed_forward(self.norm2(x)), training=training)
@@ -106,12 +146,13 @@ class TransformerBlock(layers.Layer):
 
 
 def create_model(vocab_size: int, config: Config, total_steps: int) -> tf.keras.Model:
-    """Embedding -> `mini_layers` pre-norm blocks -> LayerNormalization -> the tied embedding scores the vocabulary.
+    """Plongements -> `mini_layers` blocs pré-normalisés -> LayerNormalization -> les plongements partagés notent
+    le vocabulaire.
 
-    Compiled for `total_steps` training steps: AdamW whose learning rate follows `WarmupCosineDecay` (below), and
-    XLA (`jit_compile=True`), which compiles the whole training step into one program.
+    Compilé pour `total_steps` pas d'entraînement : AdamW, dont le taux d'apprentissage suit `WarmupCosineDecay`
+    (plus bas), et XLA (`jit_compile=True`), qui compile le pas d'entraînement entier en un seul programme.
     """
-    # BEGIN SOLUTION 6.3: avec l'API fonctionnelle de Keras : une entrée de longueur quelconque d'identifiants
+    # BEGIN SOLUTION 6.4: avec l'API fonctionnelle de Keras : une entrée de longueur quelconque d'identifiants
     #   entiers ; une couche TokenAndPositionEmbedding (config.mini_seq_len, vocab_size, config.mini_embed_dim),
     #   gardée dans une variable ; config.mini_layers blocs TransformerBlock (réglages config.mini_embed_dim,
     #   mini_heads, mini_ff_dim et mini_dropout) ; une LayerNormalization ; puis la MÊME couche de plongements,
@@ -125,8 +166,8 @@ def create_model(vocab_size: int, config: Config, total_steps: int) -> tf.keras.
     x = embedding(inputs)
     for _ in range(config.mini_layers):
         x = TransformerBlock(config.mini_embed_dim, config.mini_heads, config.mini_ff_dim, config.mini_dropout)(x)
-    x = layers.LayerNormalization(epsilon=1e-6)(x)  # pre-norm blocks leave their last sum unnormalised
-    outputs = embedding(x, reverse=True)  # one score (logit) per vocabulary entry, at every position
+    x = layers.LayerNormalization(epsilon=1e-6)(x)  # les blocs pré-normalisés laissent leur dernière somme brute
+    outputs = embedding(x, reverse=True)  # un score (logit) par jeton du vocabulaire, à chaque position
     model = tf.keras.Model(inputs, outputs, name="mini_gpt")
     schedule = WarmupCosineDecay(config.mini_learning_rate, config.mini_warmup_steps, total_steps)
     model.compile(optimizer=tf.keras.optimizers.AdamW(schedule, weight_decay=0.1, beta_2=0.99),
@@ -135,15 +176,16 @@ def create_model(vocab_size: int, config: Config, total_steps: int) -> tf.keras.
     # END SOLUTION
 
 
-# To write, the model scores every possible next token; we turn the scores into a choice. Greedy takes the best
-# (and repeats itself); temperature flattens (>1) or sharpens (<1) the distribution; top-k keeps the k best
-# tokens; top-p keeps the fewest best tokens whose probabilities add up to p. Then we draw one at random.
+# Pour écrire, le modèle note chaque jeton suivant possible ; il reste à transformer ces scores en un choix. Le
+# glouton prend le meilleur (et se répète) ; la température aplatit (> 1) ou accentue (< 1) la distribution ; top-k
+# garde les k meilleurs jetons ; top-p garde le moins possible des meilleurs jetons dont les probabilités font p.
+# Puis on en tire un au hasard.
 
 
 def sample_next(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0, top_k: int = 0,
                 top_p: float = 1.0) -> int:
-    """The next token id; temperature 0 means greedy."""
-    # BEGIN SOLUTION 6.4: température 0 : renvoyez l'indice du plus grand logit (glouton). Sinon : divisez les
+    """Le numéro du jeton suivant ; une température de 0 veut dire glouton."""
+    # BEGIN SOLUTION 6.5: température 0 : renvoyez l'indice du plus grand logit (glouton). Sinon : divisez les
     #   logits par la température ; avec top_k > 0, écartez (-inf) tout logit plus petit que le k-ième plus grand ;
     #   passez en probabilités (softmax, en soustrayant d'abord le maximum) ; avec top_p < 1, parcourez les jetons du
     #   plus probable au moins probable et gardez chaque jeton tant que la masse des jetons MIEUX classés que lui
@@ -160,7 +202,7 @@ def sample_next(logits: np.ndarray, rng: np.random.Generator, temperature: float
     probs /= probs.sum()
     if top_p < 1.0:
         order = np.argsort(-probs, kind="stable")
-        before = np.cumsum(probs[order]) - probs[order]  # mass of the better-ranked tokens
+        before = np.cumsum(probs[order]) - probs[order]  # la masse des jetons mieux classés
         keep = np.zeros_like(probs, dtype=bool)
         keep[order[(before < top_p) | (np.arange(len(order)) == 0)]] = True
         probs = np.where(keep, probs, 0.0)
@@ -169,21 +211,23 @@ def sample_next(logits: np.ndarray, rng: np.random.Generator, temperature: float
     # END SOLUTION
 
 
-# Training in three minutes. The learning rate rises from 0 for a few steps (warm-up: Adam's statistics are
-# still empty and a full-size step would wreck the fresh weights), then follows half a cosine down to a tenth of its
-# peak: big steps while the loss falls fast, small ones at the end to settle into the valley.
-# The default recipe is nanoGPT's "baby GPT" for CPUs; the experiments behind it are in docs/benchmarks.md.
+# S'entraîner en trois minutes. Le taux d'apprentissage monte depuis 0 pendant quelques pas (l'échauffement : les
+# statistiques d'Adam sont encore vides, et un pas de pleine taille abîmerait les poids neufs), puis suit une
+# demi-période de cosinus jusqu'au dixième de son maximum : de grands pas tant que la perte baisse vite, de petits à la
+# fin pour se poser au fond de la vallée. La recette par défaut est le « baby GPT » de nanoGPT pour processeurs ; les
+# essais qui l'ont choisie sont dans docs/benchmarks.md.
 
 
 @tf.keras.utils.register_keras_serializable(package="aurore")
 class WarmupCosineDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up to `peak` over `warmup_steps`, then cosine decay to `peak / 10` at `total_steps`."""
+    """Montée linéaire jusqu'à `peak` en `warmup_steps` pas, puis descente en cosinus jusqu'à `peak / 10` au pas
+    `total_steps`."""
 
     def __init__(self, peak: float, warmup_steps: int, total_steps: int):
         self.peak, self.warmup_steps, self.total_steps = peak, warmup_steps, total_steps
 
     def __call__(self, step):
-        # BEGIN SOLUTION 6.5: renvoyez le taux d'apprentissage du pas `step` (un tenseur entier : convertissez-le en
+        # BEGIN SOLUTION 6.6: renvoyez le taux d'apprentissage du pas `step` (un tenseur entier : convertissez-le en
         #   float32 avec tf.cast). Pendant l'échauffement (step < warmup_steps), il monte en ligne droite : le pas 0
         #   vaut déjà peak / warmup_steps, le dernier pas d'échauffement vaut peak. Ensuite il descend de peak à
         #   floor = peak / 10 en suivant une demi-période de cosinus entre les pas warmup_steps et total_steps (une
@@ -215,24 +259,23 @@ def main(argv: list[str] | None = None) -> dict:
     budget = [callbacks.TimeBudget(callbacks.parse_duration(config.time_budget))] if config.time_budget else []
     tf.keras.utils.set_random_seed(config.seed)
     train_texts, validation_texts = minigpt.load_texts(config, flags.text_file, flags.text_folder)
-    vocabulary = minigpt.build_vocabulary(config.mini_tokens, train_texts, config.mini_vocab_size)
-    train_ids = minigpt.encode_all(vocabulary, train_texts)
-    validation_ids = minigpt.encode_all(vocabulary, validation_texts)
+    vocabulary = build_vocabulary(train_texts, config)
+    train_ids, validation_ids = (minigpt.encode_all(vocabulary, texts) for texts in (train_texts, validation_texts))
     print(f"Jetons « {config.mini_tokens} » : vocabulaire de {format_count(len(vocabulary.tokens))} ; "
           f"{format_count(len(train_ids))} jetons d'entraînement et {format_count(len(validation_ids))} de validation")
 
-    train = minigpt.windows(train_ids, config.mini_seq_len, config.mini_batch_size, shuffle=True, seed=config.seed)
-    # Each epoch's validation reads the start of the held-out text (a second, where the whole of La Mare au diable
-    # would take five); the whole text is measured once, at the end.
-    validation = minigpt.windows(validation_ids[:40_000], config.mini_seq_len, 64, shuffle=False)
+    train = make_batches(train_ids, config, config.mini_batch_size, shuffle=True)
+    # La validation de chaque époque lit le début du texte gardé à part (une seconde, là où toute La Mare au diable
+    # en prendrait cinq) ; le texte entier est mesuré une seule fois, à la fin.
+    validation = make_batches(validation_ids[:40_000], config, 64, shuffle=False)
     steps_per_epoch = config.mini_steps_per_epoch or len(train)
     model = create_model(len(vocabulary.tokens), config, config.mini_epochs * steps_per_epoch)
     model.summary()
     sampler = minigpt.TextGenerator(flags.prompt, vocabulary,
                                     lambda logits, rng: sample_next(logits, rng, config.temperature, config.top_k, config.top_p),
                                     config.mini_seq_len, every=flags.sample_every, seed=config.seed)
-    steps = callbacks.StepHistory()  # the loss of every step, and the step reached at each epoch end
-    # The curve, live, with Keras' TensorBoard callback: tensorboard --logdir aurore/models/logs
+    steps = callbacks.StepHistory()  # la perte de chaque pas, et le pas atteint à chaque fin d'époque
+    # La courbe en direct, avec le callback TensorBoard de Keras : tensorboard --logdir aurore/models/logs
     logs = config.models_dir / "logs" / time.strftime("mini-gpt-%Y%m%d-%H%M%S")
     live = tf.keras.callbacks.TensorBoard(log_dir=str(logs), update_freq=20, write_graph=False)
     started = time.monotonic()
@@ -245,8 +288,8 @@ def main(argv: list[str] | None = None) -> dict:
           + (f", arrêté par le budget de temps (--time-budget {config.time_budget})"
              if budget and budget[0].stopped_at else ""))
 
-    characters = len("\n\n".join(validation_texts))
-    bpc = minigpt.bits_per_character(model, validation_ids, characters, config.mini_seq_len)
+    whole_text = make_batches(validation_ids, config, 64, shuffle=False)
+    bpc = minigpt.bits_per_character(model, whole_text, len("\n\n".join(validation_texts)) / len(validation_ids))
     print(f"Validation : {format_decimal(bpc, 3)} bits par caractère (la perte affichée par Keras est en nats par jeton : "
           "divisez-la par ln 2 ≈ 0,693 pour des bits)")
     epochs = [{"epoch": e + 1, "step": step, "loss": history.history["loss"][e],

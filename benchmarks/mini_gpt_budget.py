@@ -47,11 +47,11 @@ def main() -> None:
     tf.keras.utils.set_random_seed(config.seed)
     step6 = load_script(PACKAGE_DIR / "6_mini_gpt_solution.py")
     train_texts, validation_texts = minigpt.load_texts(config)
-    vocabulary = minigpt.build_vocabulary("char", train_texts, 0)
+    vocabulary = step6.build_vocabulary(train_texts, config)
     train_ids, validation_ids = (minigpt.encode_all(vocabulary, t) for t in (train_texts, validation_texts))
     planned = config.mini_epochs * config.mini_steps_per_epoch
     model = step6.create_model(len(vocabulary.tokens), config, planned)
-    data = minigpt.windows(train_ids, config.mini_seq_len, config.mini_batch_size, shuffle=True, seed=config.seed)
+    data = step6.make_batches(train_ids, config, config.mini_batch_size, shuffle=True)
     stopper, first = callbacks.TimeBudget(budget), FirstStep()
     start = time.perf_counter()
     model.fit(data.repeat(), epochs=config.mini_epochs, steps_per_epoch=config.mini_steps_per_epoch,
@@ -59,7 +59,8 @@ def main() -> None:
     end = time.perf_counter()
     elapsed = end - start
     steps = int(model.optimizer.iterations.numpy())
-    bpc = minigpt.bits_per_character(model, validation_ids, len("\n\n".join(validation_texts)), config.mini_seq_len)
+    validation = step6.make_batches(validation_ids, config, 64, shuffle=False)
+    bpc = minigpt.bits_per_character(model, validation, len("\n\n".join(validation_texts)) / len(validation_ids))
     evaluation = time.perf_counter() - end
     tokens = config.mini_batch_size * config.mini_seq_len
     print(f"model: {config.mini_layers} blocks, width {config.mini_embed_dim}, {model.count_params():,} parameters; "

@@ -22,6 +22,18 @@ step6 = script("6_mini_gpt_solution")
 TINY, TEXT, tiny_args = MINI_TINY, MINI_TEXT, mini_args
 
 
+def test_each_target_is_the_token_after_its_input_and_validation_covers_each_token_once():
+    ids = np.arange(50, dtype=np.int32)
+    config = Config(mini_seq_len=6, seed=0)
+    pairs = list(step6.make_batches(ids, config, 4, shuffle=False))
+    inputs = np.concatenate([x.numpy() for x, _ in pairs])
+    targets = np.concatenate([y.numpy() for _, y in pairs])
+    assert inputs.shape[1] == 6 and np.array_equal(targets, inputs + 1)
+    assert targets.ravel().tolist() == list(range(1, 1 + targets.size))  # in order, no token scored twice
+    train = next(iter(step6.make_batches(ids, config, 4, shuffle=True)))
+    assert train[0].shape == (4, 6) and np.array_equal(train[1].numpy(), train[0].numpy() + 1)
+
+
 def test_changing_a_later_token_never_changes_earlier_logits():
     tf.keras.utils.set_random_seed(1)
     model = step6.create_model(50, Config(**TINY), 100)
@@ -132,9 +144,10 @@ def test_a_folder_of_text_files_is_one_document_per_file(tmp_path):
 
 
 def test_vocabularies_round_trip():
-    chars = minigpt.CharVocabulary.from_texts(["abc déjà"])
+    chars = step6.build_vocabulary(["abc déjà"], Config(mini_tokens="char"))
+    assert chars.tokens == [minigpt.UNKNOWN_CHAR, " ", "a", "b", "c", "d", "j", "à", "é"]
     assert chars.decode(chars.encode("déjà")) == "déjà" and chars.encode("z") == [0]
-    words = minigpt.WordVocabulary.from_texts(["Le chat dort. Le chien court !"], vocab_size=20)
+    words = step6.build_vocabulary(["Le chat dort. Le chien court !"], Config(mini_tokens="word", mini_vocab_size=20))
     assert words.tokens[:2] == ["", "[UNK]"]
     assert words.decode(words.encode("Le chien dort.")) == "le chien dort."
     assert words.encode("le zèbre")[1] == 1  # unknown word -> [UNK]

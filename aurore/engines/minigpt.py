@@ -83,17 +83,14 @@ def load_texts(config: Config, text_file: str | None = None, text_folder: str | 
 
 
 class CharVocabulary:
-    """Every character of the training text is a token; index 0 stands for unseen characters."""
+    """Characters as tokens (step 6 chooses which): a token's id is its place in `tokens`; unseen characters
+    become id 0, `UNKNOWN_CHAR`."""
 
     kind = "char"
 
     def __init__(self, tokens: list[str]):
         self.tokens = tokens
         self.index = {token: i for i, token in enumerate(tokens)}
-
-    @classmethod
-    def from_texts(cls, texts: list[str], vocab_size: int = 0) -> "CharVocabulary":
-        return cls([UNKNOWN_CHAR] + sorted(set("".join(texts)) - {UNKNOWN_CHAR}))
 
     def encode(self, text: str) -> list[int]:
         return [self.index.get(char, 0) for char in text]
@@ -138,12 +135,6 @@ class WordVocabulary:
 VOCABULARIES = {"char": CharVocabulary, "word": WordVocabulary}
 
 
-def build_vocabulary(kind: str, texts: list[str], vocab_size: int):
-    if kind not in VOCABULARIES:
-        raise AuroreError(f"Type de jetons inconnu {kind!r}.", "Utilisez --mini-tokens char ou --mini-tokens word.")
-    return VOCABULARIES[kind].from_texts(texts, vocab_size)
-
-
 def encode_all(vocabulary, texts: list[str]) -> np.ndarray:
     """One stream of token ids for a list of documents (a blank line between documents)."""
     return np.array(vocabulary.encode("\n\n".join(texts)), dtype=np.int32)
@@ -152,18 +143,18 @@ def encode_all(vocabulary, texts: list[str]) -> np.ndarray:
 # -- training windows --------------------------------------------------------------------------------------------
 
 
-def windows(ids: np.ndarray, seq_len: int, batch_size: int, shuffle: bool, seed: int = 0) -> tf.data.Dataset:
-    """(input, target) pairs: `seq_len` tokens, and the same shifted by one (the next token at each position)."""
-    if len(ids) < seq_len + 2:
-        raise AuroreError(f"Le texte n'a que {len(ids)} jetons, moins qu'une fenêtre de {seq_len + 1}.",
+def windows(ids: np.ndarray, length: int, batch_size: int, shuffle: bool, seed: int = 0) -> tf.data.Dataset:
+    """Batches of `length` consecutive tokens, [batch, length]. For training (`shuffle`), windows overlap by half
+    and come in a new order at each pass; otherwise they follow each other once, in order."""
+    if len(ids) < length + 1:
+        raise AuroreError(f"Le texte n'a que {len(ids)} jetons, moins qu'une fenêtre de {length}.",
                           "Prenez un texte plus long ou un --mini-seq-len plus petit.")
-    starts = np.arange(0, len(ids) - seq_len - 1, seq_len if not shuffle else max(1, seq_len // 2))
+    starts = np.arange(0, len(ids) - length, length - 1 if not shuffle else max(1, length // 2))
     data = tf.data.Dataset.from_tensor_slices(starts)
     if shuffle:
         data = data.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
     stream = tf.constant(ids)
-    data = data.map(lambda s: (stream[s : s + seq_len], stream[s + 1 : s + seq_len + 1]))
-    return data.batch(batch_size, drop_remainder=shuffle).prefetch(tf.data.AUTOTUNE)
+    return data.map(lambda s: stream[s : s + length]).batch(batch_size, drop_remainder=shuffle)
 
 
 def graph_call(model, batch: int | None = None) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -173,17 +164,16 @@ def graph_call(model, batch: int | None = None) -> Callable[[tf.Tensor], tf.Tens
                        input_signature=[tf.TensorSpec([batch, None], tf.int32)])
 
 
-def bits_per_character(model, ids: np.ndarray, characters: int, seq_len: int, batch_size: int = 64) -> float:
-    """Validation cross-entropy in bits per character of text, comparable between word and char tokens."""
-    data = windows(ids, seq_len, batch_size, shuffle=False)
+def bits_per_character(model, pairs: tf.data.Dataset, characters_per_token: float) -> float:
+    """Cross-entropy over (input, target) batches in bits per character of text, comparable between word and char
+    tokens (`characters_per_token`: the text's characters over its tokens)."""
     loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
     scores = graph_call(model)
     total_nats, tokens = 0.0, 0
-    for x, y in data:
+    for x, y in pairs:
         total_nats += float(loss(y, scores(x)))
         tokens += int(tf.size(y))
-    covered = characters * tokens / len(ids)  # the characters those tokens spell
-    return total_nats / math.log(2) / covered
+    return total_nats / math.log(2) / (tokens * characters_per_token)
 
 
 # -- watching it learn -------------------------------------------------------------------------------------------

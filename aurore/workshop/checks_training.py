@@ -118,6 +118,21 @@ def _check_perplexity(module: ModuleType, tmp: Path) -> None:
 # -- step 6 ---------------------------------------------------------------------------------------------------
 
 
+def _check_shift(module: ModuleType, tmp: Path) -> None:
+    import numpy as np
+    import tensorflow as tf
+
+    windows = tf.constant(np.arange(12, dtype=np.int32).reshape(2, 6))
+    pair = module.split_input_target(windows)
+    expect(isinstance(pair, tuple) and len(pair) == 2, "renvoyez deux tenseurs : (entrées, cibles)")
+    inputs, targets = (np.asarray(t) for t in pair)
+    expect(inputs.shape == (2, 5) and targets.shape == (2, 5),
+           f"avec des fenêtres [2, 6], entrées et cibles font [2, 5], obtenus {inputs.shape} et {targets.shape}")
+    expect(inputs.tolist() == [[0, 1, 2, 3, 4], [6, 7, 8, 9, 10]], "les entrées : chaque fenêtre sans son dernier jeton")
+    expect(targets.tolist() == [[1, 2, 3, 4, 5], [7, 8, 9, 10, 11]], "les cibles : chaque fenêtre sans son premier "
+           "jeton (la cible d'une position est le jeton qui la suit)")
+
+
 def _check_mask(module: ModuleType, tmp: Path) -> None:
     import numpy as np
 
@@ -234,11 +249,12 @@ STEP3_CHECKS = [
 ]
 
 STEP6_CHECKS = [
-    Check("6.1", "comparez tf.range(length) en colonne et en ligne", _check_mask),
-    Check("6.2", "x + self.attention(norm(x), norm(x), attention_mask=...), puis x + feed_forward(norm(x))",
+    Check("6.1", "windows[:, :-1], windows[:, 1:]", _check_shift),
+    Check("6.2", "comparez tf.range(length) en colonne et en ligne", _check_mask),
+    Check("6.3", "x + self.attention(norm(x), norm(x), attention_mask=...), puis x + feed_forward(norm(x))",
           _check_block),
-    Check("6.3", "layers.Input -> TokenAndPositionEmbedding -> TransformerBlock x N -> LayerNormalization -> "
+    Check("6.4", "layers.Input -> TokenAndPositionEmbedding -> TransformerBlock x N -> LayerNormalization -> "
           "plongements (reverse=True), compile", _check_create_model),
-    Check("6.4", "np.argmax, division par la température, top-k, softmax, top-p, rng.choice", _check_sampling),
-    Check("6.5", "tf.cast, tf.clip_by_value, tf.cos, tf.where", _check_schedule),
+    Check("6.5", "np.argmax, division par la température, top-k, softmax, top-p, rng.choice", _check_sampling),
+    Check("6.6", "tf.cast, tf.clip_by_value, tf.cos, tf.where", _check_schedule),
 ]
