@@ -1,14 +1,16 @@
-"""Step 3: fine-tune GPT-2 on George Sand with Keras `fit`, saving checkpoints as it goes.
+"""Étape 3 : affiner GPT-2 sur George Sand avec `fit` de Keras, en enregistrant des points de contrôle en route.
 
-Run: python aurore/3_train_solution.py   (needs step 2; --resume continues the last run after a Ctrl-C)
+Lancer : python aurore/3_train_solution.py   (après l'étape 2 ; --resume reprend le dernier essai après un Ctrl-C)
 
-The model already speaks French; fine-tuning nudges it towards George Sand's vocabulary and style. We measure
-that on the held-out book: perplexity (how surprised the model is by each next token) should go down.
+Le modèle parle déjà français ; l'affiner le rapproche du vocabulaire et du style de George Sand. On le mesure sur
+le livre gardé à part : la perplexité (à quel point chaque jeton suivant surprend le modèle) doit baisser. La suite
+est celle de Hugging Face avec Keras : charger -> summary -> jeux de données -> optimiseur -> compile -> fit avec
+un Callback -> evaluate -> save_pretrained.
 """
 
 from __future__ import annotations
 
-import aurore  # noqa: F401  first: sets TF_USE_LEGACY_KERAS=1 before TensorFlow is imported
+import aurore  # noqa: F401  en premier : TF_USE_LEGACY_KERAS=1 avant d'importer TensorFlow
 import argparse
 import math
 
@@ -25,7 +27,7 @@ from aurore.training.checkpoints import Run, optimizer_step
 
 
 def load_blocks(config: Config) -> DatasetDict:
-    """The token blocks written by step 2."""
+    """Les blocs de jetons écrits par l'étape 2."""
     # BEGIN SOLUTION 3.1: rechargez le DatasetDict que l'étape 2 a enregistré dans le dossier config.tokenized_dir.
     #   À chercher : la fonction de 🤗 Datasets qui relit ce qu'a écrit save_to_disk (elle attend un str).
     #   Doc : https://huggingface.co/docs/datasets/package_reference/loading_methods#datasets.load_from_disk
@@ -34,7 +36,8 @@ def load_blocks(config: Config) -> DatasetDict:
 
 
 def load_model(folder: str):
-    """GPT-2 with its language-model head (it scores every next token), from a folder of TensorFlow weights."""
+    """GPT-2 avec sa tête de modèle de langue (elle note chaque jeton suivant), depuis un dossier de poids
+    TensorFlow."""
     with hub.loading(folder):
         # BEGIN SOLUTION 3.2: chargez le modèle enregistré dans `folder` et renvoyez-le. C'est le même appel que
         #   pour le tokenizer de l'étape 2, avec la classe « Auto » des modèles TensorFlow de langue causale
@@ -44,12 +47,13 @@ def load_model(folder: str):
         # END SOLUTION
 
 
-# The laptop profile trains only the top blocks: a frozen layer gets no gradient, so a step costs its forward
-# pass and little else. GPT-2 ties its output layer to the token embeddings: they stay frozen together.
+# Le profil laptop n'entraîne que les blocs du haut : une couche gelée ne reçoit pas de gradient, alors un pas coûte
+# sa passe avant et peu d'autre chose. La couche de sortie de GPT-2 partage ses poids avec les plongements des jetons :
+# ils restent gelés ensemble.
 
 
 def freeze_lower_layers(model, top_blocks: int) -> tuple[int, int]:
-    """Freeze the embeddings and all but the top `top_blocks` blocks (0: everything learns); (trainable, total)."""
+    """Gèle les plongements et tous les blocs sauf les `top_blocks` du haut (0 : tout apprend) ; (entraînés, total)."""
     if top_blocks:
         model.transformer.wte.trainable = model.transformer.wpe.trainable = False
         for block in model.transformer.h[: len(model.transformer.h) - top_blocks]:
@@ -58,7 +62,7 @@ def freeze_lower_layers(model, top_blocks: int) -> tuple[int, int]:
 
 
 def to_tf_datasets(model, blocks: DatasetDict, batch_size: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """Batches for Keras: training blocks shuffled, test blocks in order."""
+    """Des lots pour Keras : blocs d'entraînement mélangés, blocs de test dans l'ordre."""
     # BEGIN SOLUTION 3.3: transformez chaque split en tf.data.Dataset de lots de batch_size blocs, avec la méthode
     #   des modèles Hugging Face qui prépare un Dataset pour Keras ; mélangez le train, pas le test (la perplexité
     #   doit être mesurée toujours de la même façon). Renvoyez (train, test).
@@ -69,13 +73,13 @@ def to_tf_datasets(model, blocks: DatasetDict, batch_size: int) -> tuple[tf.data
     # END SOLUTION
 
 
-# The learning rate rises during a short warm-up, then decays linearly to 0 on the LAST step actually run.
-# (The 2023 workshop sized this schedule to one epoch while fitting ten: from epoch 2 the rate was 0 and the
-# model stopped learning.)
+# Le taux d'apprentissage monte pendant un court échauffement, puis descend en ligne droite jusqu'à 0 au DERNIER pas
+# réellement fait. (L'atelier de 2023 calait ce calendrier sur une époque en en lançant dix : dès la 2e époque, le
+# taux valait 0 et le modèle n'apprenait plus.)
 
 
 def make_optimizer(total_steps: int, config: Config):
-    """AdamW with warm-up and linear decay over `total_steps`."""
+    """AdamW avec échauffement puis décroissance linéaire sur `total_steps` pas."""
     # BEGIN SOLUTION 3.4: créez l'optimiseur AdamW de transformers avec son calendrier : taux maximal
     #   config.learning_rate, échauffement sur la part config.warmup_ratio des total_steps pas, décroissance jusqu'à
     #   0 au dernier pas (total_steps), pénalité des poids config.weight_decay. La fonction renvoie deux objets :
@@ -92,14 +96,15 @@ def make_optimizer(total_steps: int, config: Config):
 
 
 class CheckpointSaver(tf.keras.callbacks.Callback):
-    """Save a whole checkpoint (model, tokenizer, optimizer state) every `every` steps and at each epoch end."""
+    """Un point de contrôle complet (modèle, tokenizer, état de l'optimiseur) tous les `every` pas et à chaque fin
+    d'époque."""
 
     def __init__(self, run: Run, tokenizer, every: int, keep: int):
         super().__init__()
         self.run, self.tokenizer, self.every, self.keep = run, tokenizer, every, keep
 
     def save(self, epoch: int | None = None, val_loss: float | None = None):
-        # Atomic (a crash leaves the previous checkpoint whole); keeps the last `keep` of this run only.
+        # Atomique (une panne laisse le point précédent entier) ; garde les `keep` derniers de cet essai seulement.
         return self.run.save(self.model, self.tokenizer, self.keep, epoch, val_loss)
 
     def on_train_batch_end(self, batch, logs=None):
@@ -112,7 +117,7 @@ class CheckpointSaver(tf.keras.callbacks.Callback):
         # END SOLUTION
 
     def on_epoch_end(self, epoch, logs=None):
-        # Keras validated just before: a run resumed from here starts from this score instead of measuring it.
+        # Keras vient de valider : un essai repris d'ici part de ce score au lieu de le mesurer à nouveau.
         self.save(epoch=epoch + 1, val_loss=(logs or {}).get("val_loss"))
 
 
@@ -126,7 +131,7 @@ def compile_model(model, optimizer, jit_compile: bool) -> None:
 
 
 def train(model, train_data, test_data, plan: training.Plan, callbacks: list):
-    """Keras does the loop: forward pass, loss, gradients, optimizer step, validation at each epoch end."""
+    """Keras fait la boucle : passe avant, perte, gradients, pas de l'optimiseur, validation à chaque fin d'époque."""
     # BEGIN SOLUTION 3.7: lancez l'entraînement Keras sur train_data en validant sur test_data à chaque fin
     #   d'époque, avec le plan (plan.epochs époques de plan.steps_per_epoch pas, en commençant à l'époque
     #   plan.initial_epoch quand on reprend) et les callbacks ; renvoyez l'historique.
@@ -137,11 +142,27 @@ def train(model, train_data, test_data, plan: training.Plan, callbacks: list):
 
 
 def perplexity(model, test_data) -> float:
-    """exp(mean next-token loss): the model hesitates as if among that many tokens; 1 would be a perfect model."""
+    """exp(perte moyenne) : le modèle hésite comme entre autant de jetons ; 1 serait un modèle parfait."""
     # BEGIN SOLUTION 3.8: mesurez la perte moyenne du modèle sur test_data (la méthode de Keras qui évalue sans
     #   entraîner ; verbose=0 pour ne rien afficher) et renvoyez son exponentielle.
     #   Doc : https://www.tensorflow.org/api_docs/python/tf/keras/Model#evaluate
     return math.exp(model.evaluate(test_data, verbose=0))
+    # END SOLUTION
+
+
+# Le modèle final : le dossier que les étapes 4 et 5 rechargent avec from_pretrained. save_pretrained y écrit les
+# poids, leur configuration et les réglages de génération ; le tokenizer s'enregistre à côté, pour qu'un seul dossier
+# suffise. (Autour de cet appel, le paquet écrit sous un nom provisoire, renomme le dossier une fois complet et garde
+# le modèle précédent : une coupure ne laisse jamais un modèle à moitié écrit.)
+
+
+def save_model(model, tokenizer, folder: str) -> None:
+    """Le modèle et son tokenizer, dans un dossier que from_pretrained sait relire."""
+    # BEGIN SOLUTION 3.9: enregistrez le modèle, puis le tokenizer, dans le dossier `folder`, chacun avec la méthode
+    #   de Hugging Face qui écrit un dossier que from_pretrained saura relire.
+    #   Doc : https://huggingface.co/docs/transformers/main_classes/model#transformers.TFPreTrainedModel.save_pretrained
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
     # END SOLUTION
 
 
@@ -160,10 +181,10 @@ def _extra_flags(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> dict:
     config, flags = parse_args(__doc__, argv, step=3, extra=_extra_flags)
     require_output(config, 2)
-    run = training.prepare_run(config, flags.resume, flags.strategy, flags.mixed_precision)  # profile, devices, run
-    config = run.config  # a resumed run keeps its own settings
+    run = training.prepare_run(config, save_model, flags.resume, flags.strategy, flags.mixed_precision)
+    config = run.config  # un essai repris garde ses propres réglages
     blocks = training.reblock(load_blocks(config), run.block_size)
-    with run.strategy.scope():  # the model and optimizer variables are created on every device
+    with run.strategy.scope():  # les variables du modèle et de l'optimiseur sont créées sur chaque appareil
         model = load_model(run.model_folder)
         trainable, total = freeze_lower_layers(model, run.top_blocks)
     model.summary()
@@ -174,19 +195,20 @@ def main(argv: list[str] | None = None) -> dict:
         compile_model(model, run.restore(make_optimizer(plan.total_steps, config), model), run.jit_compile)
     saver = CheckpointSaver(run.run, run.load_tokenizer(), config.save_every, config.keep_checkpoints)
     saver.set_model(model)
-    # Keras' own TensorBoard callback: the loss curve, live. In another terminal: tensorboard --logdir aurore/models/logs
+    # Le callback TensorBoard de Keras : la courbe en direct.
+    # Dans un autre terminal : tensorboard --logdir aurore/models/logs
     live = tf.keras.callbacks.TensorBoard(log_dir=str(config.models_dir / "logs" / run.run.name), update_freq=10,
                                           write_graph=False)
 
-    with training.interruptible(saver):  # Ctrl-C: a checkpoint, then how to continue
-        # Scoring the whole book costs about half as much as training: the starting model (the base model, or the
-        # checkpoint we resume) scores the same on the same blocks at every run, so it is measured once, then kept.
+    with training.interruptible(saver):  # Ctrl-C : un point de contrôle, puis comment continuer
+        # Noter tout le livre coûte environ la moitié de l'entraînement : le modèle de départ (le modèle de base, ou le
+        # point repris) a le même score sur les mêmes blocs à chaque essai ; il est mesuré une fois, puis gardé.
         before = run.known_perplexity(blocks["test"])
         if before is None:
             before = run.remember_perplexity(blocks["test"], perplexity(model, test_data))
         print(f"Perplexité sur La Mare au diable avant l'entraînement : {format_decimal(before, 2)}")
         history = train(model, train_data.repeat(), test_data, plan, [saver, live, *run.callbacks(plan)])
-        # fit's last validation scored the final model on the whole book: that is the "after" figure.
+        # La dernière validation de fit a noté le modèle final sur tout le livre : c'est le chiffre « après ».
         after = math.exp(history.history["val_loss"][-1])
         print(f"Perplexité sur La Mare au diable : {format_decimal(before, 2)} avant, {format_decimal(after, 2)} après "
               "l'entraînement")

@@ -271,9 +271,10 @@ def main(argv: list[str] | None = None) -> dict:
     steps_per_epoch = config.mini_steps_per_epoch or len(train)
     model = create_model(len(vocabulary.tokens), config, config.mini_epochs * steps_per_epoch)
     model.summary()
-    sampler = minigpt.TextGenerator(flags.prompt, vocabulary,
-                                    lambda logits, rng: sample_next(logits, rng, config.temperature, config.top_k, config.top_p),
-                                    config.mini_seq_len, every=flags.sample_every, seed=config.seed)
+    def sample(logits, rng):
+        return sample_next(logits, rng, config.temperature, config.top_k, config.top_p)
+
+    sampler = minigpt.TextGenerator(flags.prompt, vocabulary, sample, config.mini_seq_len, every=flags.sample_every, seed=config.seed)
     steps = callbacks.StepHistory()  # la perte de chaque pas, et le pas atteint à chaque fin d'époque
     # La courbe en direct, avec le callback TensorBoard de Keras : tensorboard --logdir aurore/models/logs
     logs = config.models_dir / "logs" / time.strftime("mini-gpt-%Y%m%d-%H%M%S")
@@ -290,8 +291,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     whole_text = make_batches(validation_ids, config, 64, shuffle=False)
     bpc = minigpt.bits_per_character(model, whole_text, len("\n\n".join(validation_texts)) / len(validation_ids))
-    print(f"Validation : {format_decimal(bpc, 3)} bits par caractère (la perte affichée par Keras est en nats par jeton : "
-          "divisez-la par ln 2 ≈ 0,693 pour des bits)")
+    print(f"Validation : {format_decimal(bpc, 3)} bits par caractère (la perte affichée par Keras est en nats par "
+          "jeton : divisez-la par ln 2 ≈ 0,693 pour des bits)")
     epochs = [{"epoch": e + 1, "step": step, "loss": history.history["loss"][e],
                "val_loss": history.history["val_loss"][e]} for e, step in zip(history.epoch, steps.epoch_ends)]
     metrics = {"tokens": config.mini_tokens, "seq_len": config.mini_seq_len, "bits_per_character": bpc,

@@ -59,6 +59,14 @@ def require_output(config, step: int) -> Path:
     return Path(folder)
 
 
+def unfinished_exercise(function: Callable) -> str | None:
+    """The number of the exercise still a `todo("N")` placeholder in `function` (read from its code, not run)."""
+    code = getattr(function, "__code__", None)
+    if code is None or "todo" not in code.co_names:
+        return None
+    return next((c for c in code.co_consts if isinstance(c, str) and c[:1].isdigit() and "." in c), "?")
+
+
 def friendly_errors(main: Callable[..., object]) -> Callable[..., object]:
     """Decorate a script's main(): an AuroreError prints its message, not a traceback, and exits 1; Ctrl-C exits
     130 with one line."""

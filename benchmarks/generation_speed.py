@@ -308,7 +308,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="standin,gpt2-124m")
     parser.add_argument("--new-tokens", type=int, default=32)
-    parser.add_argument("--batch-window", type=float, default=None, help="seconds; default: aurore.web.serving's")
+    parser.add_argument("--batch-window", type=float, default=None, help="seconds; default: aurore.web.batching's")
     parser.add_argument("--mixed", action="store_true", help="also: 8 clients with mixed settings vs the same settings")
     parser.add_argument("--room", type=int, default=0, help="also: this many clients at once (e.g. 30), with a time-out")
     parser.add_argument("--room-timeout", type=float, default=60.0)
@@ -317,7 +317,7 @@ def main() -> None:
     args = parser.parse_args()
     from aurore.engines.fastgen import CompiledGenerator  # TensorFlow loads here, not for --help
     from aurore.engines.generation import Sampling
-    from aurore.web.serving import BATCH_WINDOW
+    from aurore.web.batching import BATCH_WINDOW
     batch_window = BATCH_WINDOW if args.batch_window is None else args.batch_window
     from probe import machine_line
 

@@ -16,7 +16,7 @@ from transformers.generation.tf_logits_process import (
 )
 
 from aurore.config import Config
-from aurore.engines import fastgen, generation, warpers
+from aurore.engines import fastgen, generation, warpers, xla_programs
 from conftest import REPO
 
 
@@ -114,7 +114,7 @@ folder = tiny_model_folder(Path(sys.argv[1]) / "model")
 generator = generation.load_generator(str(folder), Config(workdir=folder.parent))
 compiled = fastgen.CompiledGenerator(generator.model, generator.tokenizer)
 print("shapes", compiled.warm_up(), flush=True)
-print("traces after warm-up", compiled.traces, flush=True)
+print("traces after warm-up", compiled.programs.traces, flush=True)
 prompts = json.loads(sys.argv[2])
 for i, prompt in enumerate(prompts):
     sampling = generation.Sampling(max_new_tokens=5 + 7 * i, temperature=0.5 + 0.3 * i, top_k=i * 20,
@@ -128,7 +128,7 @@ rows = [generation.Row(p, generation.Sampling(max_new_tokens=3 + 6 * (i % 4), te
 updates = []
 compiled.generate_rows(rows, lambda texts: updates.append(texts) or [True] * len(texts))
 assert len(updates) > 2
-print("traces at the end", compiled.traces, flush=True)
+print("traces at the end", compiled.programs.traces, flush=True)
 """
 
 
@@ -233,7 +233,7 @@ def test_a_row_that_joins_running_rows_writes_what_it_writes_alone(engines):
     slots.advance(5)
     assert len(slots.new_ids(first)) == 5 and not slots.finished(first)
     others = [slots.admit(row, [sampling])[0] for row, sampling in zip(ids[:3], MIXED[:3])]
-    assert len(slots.rows) == fastgen.BATCH_BUCKETS[-1]  # grew from one row to a batch, mid-way
+    assert len(slots.rows) == xla_programs.BATCH_BUCKETS[-1]  # grew from one row to a batch, mid-way
     while slots.busy:
         slots.advance(3)
     assert [slots.new_ids(slot) for slot in others + [first]] == alone[:3] + alone[3:]
@@ -287,14 +287,14 @@ def test_prompts_that_join_together_are_read_in_one_prefill_and_write_what_each_
     ids = [compiled.tokenizer(p)["input_ids"] for p in PROMPTS]
     alone = [compiled.generate_ids([row], sampling)[0] for row, sampling in zip(ids, MIXED)]
     slots = compiled.open_slots()
-    traces, prefills = compiled.traces, []
-    prefill = compiled._prefill
-    compiled._prefill = lambda tokens: prefills.append(tokens.shape) or prefill(tokens)
+    programs, prefills = compiled.programs, []
+    traces, prefill = programs.traces, programs.prefill
+    programs.prefill = lambda tokens: prefills.append(tokens.shape) or prefill(tokens)
     try:
         admitted = slots.admit_many([(row, [sampling]) for row, sampling in zip(ids, MIXED)])
     finally:
-        compiled._prefill = prefill
-    assert len(prefills) == 1 and prefills[0][0] == 4 and compiled.traces == traces  # four prompts, one pass
+        programs.prefill = prefill
+    assert len(prefills) == 1 and prefills[0][0] == 4 and programs.traces == traces  # four prompts, one pass
     while slots.busy:
         slots.advance(5)
     assert [slots.new_ids(s[0]) for s in admitted] == alone

@@ -430,3 +430,39 @@ def test_tensorboard_logs_the_loss_while_it_trains(trained):
     assert "batch_loss" in tags or "epoch_loss" in tags, tags
     validation = EventAccumulator(str(config.models_dir / "logs" / run / "validation")).Reload()
     assert "epoch_loss" in validation.Tags()["tensors"] + validation.Tags()["scalars"]
+
+
+def test_an_unwritten_save_model_stops_before_training_and_says_which_exercise(tokenized, tmp_path, capsys):
+    """Exercises 3.1-3.8 done, 3.9 not: the run must not train for minutes and then lose the model."""
+    import shutil
+
+    from aurore.workshop import exercises
+    from aurore.workshop.exercises import load_script
+
+    solution = exercises.script_for(3, solution=True)
+    numbers = frozenset(exercises.exercise_numbers(solution.read_text(encoding="utf-8"))) - {"3.9"}
+    partial = tmp_path / "3_train.py"
+    partial.write_text(exercises.exercise_text(solution.read_text(encoding="utf-8"), solution.name, keep=numbers),
+                       encoding="utf-8")
+    config = tokenized.__class__(workdir=tmp_path / "work", base_model=tokenized.base_model)
+    shutil.copytree(tokenized.tokenized_dir, config.tokenized_dir)
+    with pytest.raises(SystemExit) as stopped:
+        load_script(partial).main(args(config, "--max-steps", "4"))
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1 and "Exercice 3.9 à compléter avant d'entraîner" in err and "save_model()" in err
+    assert not config.checkpoints_dir.exists() and not config.finetuned_dir.exists()
+
+
+def test_a_save_model_that_forgets_the_tokenizer_is_named_and_nothing_is_published(tokenized, tmp_path, monkeypatch,
+                                                                                   capsys):
+    import shutil
+
+    config = tokenized.__class__(workdir=tmp_path, base_model=tokenized.base_model)
+    shutil.copytree(tokenized.tokenized_dir, config.tokenized_dir)
+    monkeypatch.setattr(step3, "save_model", lambda model, tokenizer, folder: model.save_pretrained(folder))
+    with pytest.raises(SystemExit) as stopped:
+        step3.main(args(config, "--max-steps", "2"))
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1 and "tokenizer_config.json" in err and "exercice 3.9" in err
+    assert not config.finetuned_dir.exists() and not list(config.models_dir.glob(".final-*"))
+    assert checkpoints.latest_run(config.checkpoints_dir).latest() is not None  # the training is kept

@@ -14,13 +14,14 @@ most recent run by start time (not the highest step number).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import tensorflow as tf
+
+from aurore.atomic import publish, staging_dir
 
 STATE_FILE = "trainer_state.json"
 RUN_FILE = "run.json"
@@ -76,8 +77,9 @@ class Run:
             self.new_settings = None
         step = optimizer_step(model)
         target = self.folder / f"checkpoint-{step:06d}"
-        staging = self.folder / f".incomplete-{step:06d}"
-        shutil.rmtree(staging, ignore_errors=True)
+        for leftover in self.folder.glob(".incomplete-*"):  # a save killed mid-way (kill -9, power cut)
+            shutil.rmtree(leftover, ignore_errors=True)
+        staging = staging_dir(self.folder, f".incomplete-{step:06d}-")
         try:
             model.save_pretrained(str(staging))
             tokenizer.save_pretrained(str(staging))
@@ -88,9 +90,7 @@ class Run:
             if val_loss is not None:
                 state["val_loss"] = float(val_loss)
             _write_json(staging / STATE_FILE, state)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(staging, target)  # atomic: a crash before this line leaves only an .incomplete folder
+            publish(staging, target)  # atomic: a crash before this line leaves only an .incomplete folder
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # Ctrl-C while writing: nothing half-written stays
         others = [c for c in self.checkpoints() if c != target]  # oldest first

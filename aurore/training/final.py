@@ -1,8 +1,8 @@
 """Step 3's final folder: the one steps 4 and 5 load, written whole, the models it replaces kept.
 
-`save_final` writes the model, tokenizer, generation config, model card, `metrics.json` and the loss curve under a
-temporary name and renames the folder when whole; the previous final model is kept as `.previous`, and a replaced
-model better than the new one (lower perplexity) as `.best`, which later runs never overwrite with a worse one.
+`save_final` has the lesson's `save_model` write the model and tokenizer (save_pretrained) into a staging folder,
+adds the model card, `metrics.json` and the loss curve, and renames the folder when whole; the previous final model
+is kept as `.previous`, and a replaced model better than the new one (lower perplexity) as `.best`, which later runs never overwrite with a worse one.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import shutil
 from pathlib import Path
 
 from aurore.atomic import publish, staging_dir
+from aurore.errors import AuroreError
 from aurore.text.french import format_decimal
 from aurore.training import plots
-from aurore.training import RUN_SETTINGS, TrainingRun
+from aurore.training import RUN_SETTINGS, TrainingRun, script_name
 
 
 def save_final(training: TrainingRun, model, tokenizer, history, perplexities: tuple[float, float]) -> dict:
@@ -32,9 +33,8 @@ def save_final(training: TrainingRun, model, tokenizer, history, perplexities: t
     replaced = _perplexity_of(config.finetuned_dir)
     staging = staging_dir(config.models_dir, ".final-")
     try:
-        model.save_pretrained(str(staging))
-        tokenizer.save_pretrained(str(staging))
-        model.generation_config.save_pretrained(str(staging))
+        training.save_model(model, tokenizer, str(staging))
+        _require_saved(staging)
         (staging / "README.md").write_text(model_card(config.base_model, metrics), encoding="utf-8")
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
         plots.plot_losses(metrics["steps"], epochs, staging / "loss.png")
@@ -55,6 +55,15 @@ def save_final(training: TrainingRun, model, tokenizer, history, perplexities: t
               f"n'effaceront pas.\n  -> Pour le servir de nouveau : renommez {config.finetuned_dir.name} (ou "
               f"supprimez-le), puis renommez {previous.name} en {config.finetuned_dir.name}.")
     return metrics
+
+
+def _require_saved(folder: Path) -> None:
+    """What from_pretrained needs in steps 4 and 5: the weights, their configuration and the tokenizer."""
+    missing = [name for name in ("config.json", "tf_model.h5", "tokenizer_config.json") if not (folder / name).is_file()]
+    if missing:
+        raise AuroreError(f"Le modèle final est incomplet : il y manque {', '.join(missing)} (exercice 3.9).",
+                          f"Dans save_model() de aurore/{script_name()}, enregistrez le modèle ET le tokenizer dans "
+                          "`folder` avec save_pretrained ; vérifiez avec `python -m aurore check 3`.")
 
 
 def _perplexity_of(folder: Path) -> float | None:

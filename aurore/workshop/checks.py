@@ -1,5 +1,5 @@
 """What `python -m aurore check N` runs: each exercise on a small input whose answer is known (steps 1, 2, 4 and 5
-here, the Keras training steps 3 and 6 in checks_training.py), and the table of checks per step."""
+here, step 3 in checks_training.py, step 6 in checks_mini_gpt.py), and the table of checks per step."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from types import ModuleType
 from aurore.config import Config
 from aurore.workshop import fixtures
 from aurore.workshop.checks_base import Check, CheckFailed, expect
-from aurore.workshop.checks_training import STEP3_CHECKS, STEP6_CHECKS
+from aurore.workshop.checks_mini_gpt import STEP6_CHECKS
+from aurore.workshop.checks_training import STEP3_CHECKS
 from aurore.workshop.exercises import ExerciseNotDone
 
 
