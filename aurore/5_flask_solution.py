@@ -1,16 +1,19 @@
-"""Step 5: serve the model on a web page (a form at /generate) and a JSON API (/api/generate), with Flask.
+"""Étape 5 : servir le modèle sur une page web (un formulaire à /generate) et une API JSON (/api/generate), avec Flask.
 
-Run: python aurore/5_flask_solution.py     then open http://127.0.0.1:8080/generate
+Lancer : python aurore/5_flask_solution.py     puis ouvrir http://127.0.0.1:8080/generate
 
-A Flask app maps URLs to Python functions ("routes"); a route reads the request and returns a page or JSON. The
-model is loaded once, before the server starts: the fine-tuned model of step 3 if it exists, else the base model
-(the page says which). The package does the rest: waitress (a production server, never Flask's debug server),
-one worker that batches simultaneous requests, XLA-compiled decoding warmed up at start-up.
+Une application Flask associe des adresses (URL) à des fonctions Python, les « routes » : une route lit la requête et
+renvoie une page ou du JSON. Chacune des nôtres fait trois choses : vérifier ce qui est demandé, demander les textes
+au modèle, rendre la réponse. Le modèle est chargé une seule fois, avant le démarrage du serveur : le modèle affiné de
+l'étape 3 s'il existe, sinon le modèle de base (la page dit lequel). Le paquet fait le reste : waitress (un serveur de
+production, jamais le serveur de débogage de Flask), un seul travailleur qui regroupe les requêtes simultanées, un
+décodage compilé par XLA et préparé au démarrage. Une modification de ce fichier est servie dès la requête suivante,
+sans redémarrer.
 """
 
 from __future__ import annotations
 
-import aurore  # noqa: F401  first: sets TF_USE_LEGACY_KERAS=1 before TensorFlow is imported
+import aurore  # noqa: F401  en premier : TF_USE_LEGACY_KERAS=1 avant d'importer TensorFlow
 
 from flask import Flask, jsonify, render_template, request
 
@@ -20,43 +23,48 @@ from aurore.errors import friendly_errors
 
 
 def create_app(models: web.Models) -> Flask:
-    """The Flask app: the form at /generate and the JSON API at /api/generate (plus the package's home page)."""
+    """L'application Flask : le formulaire à /generate et l'API JSON à /api/generate (plus la page d'accueil du
+    paquet)."""
     app = Flask(__name__, template_folder=web.TEMPLATES, static_folder=web.STATIC)
-    web.setup(app, models)  # home page, /healthz, size limit, error pages
+    web.setup(app, models)  # page d'accueil, /healthz, taille maximale, pages d'erreur
 
     @app.route("/generate", methods=["GET", "POST"])
     def generate_page():
-        # BEGIN SOLUTION 5.1: une requête GET affiche le formulaire vide ; une requête POST lit les champs du
-        #   formulaire (l'objet request de Flask, sous forme de dict), demande les textes au modèle avec
-        #   web.answer(champs, models) (il renvoie une réponse : .prompt, .texts, .seed, .model), et affiche la page
-        #   avec les textes. Les deux fois, rendez le gabarit "generate.html" avec le contexte
-        #   web.page_context(models, form=champs, result=réponse) ; si web.answer lève web.RequestError, affichez la
-        #   page avec error=son .message, et renvoyez aussi son code HTTP (.status).
+        # BEGIN SOLUTION 5.1: avec Flask : une requête GET (request.method) affiche le formulaire vide : rendez le
+        #   gabarit "generate.html" (render_template) avec le contexte **web.page_context(models). Une requête POST
+        #   lit les champs du formulaire (request.form, en dict), les vérifie avec web.validate(champs, models) (il
+        #   renvoie la demande : .prompt, .sampling, .model), demande les textes au modèle choisi
+        #   (demande.model.generate(demande.prompt, demande.sampling)) et rend le même gabarit avec
+        #   web.page_context(models, form=champs, asked=demande, texts=textes). Si la vérification ou le modèle lèvent
+        #   web.RequestError, rendez la page avec error=son .message, et renvoyez aussi son code HTTP (.status).
         #   Doc : https://flask.palletsprojects.com/en/stable/quickstart/#the-request-object
         if request.method == "GET":
             return render_template("generate.html", **web.page_context(models))
         values = request.form.to_dict()
         try:
-            result = web.answer(values, models)
+            asked = web.validate(values, models)
+            texts = asked.model.generate(asked.prompt, asked.sampling)
         except web.RequestError as error:
-            return render_template("generate.html", **web.page_context(models, form=values, error=error.message)), \
-                error.status
-        return render_template("generate.html", **web.page_context(models, form=values, result=result))
+            context = web.page_context(models, form=values, error=error.message)
+            return render_template("generate.html", **context), error.status
+        return render_template("generate.html", **web.page_context(models, form=values, asked=asked, texts=texts))
         # END SOLUTION
 
     @app.post("/api/generate")
     def generate_api():
-        # BEGIN SOLUTION 5.2: la même chose pour les programmes : lisez le corps JSON de la requête (silent=True :
-        #   None s'il n'est pas du JSON valide), passez-le à web.answer, et renvoyez en JSON les clés "prompt",
-        #   "texts", "seed", "model" (le nom : .model.name) et "finetuned" (.model.finetuned) de la réponse. En cas
-        #   de web.RequestError, renvoyez {"error": son .message} avec son code HTTP (.status).
+        # BEGIN SOLUTION 5.2: la même chose pour les programmes, avec Flask : lisez le corps JSON de la requête
+        #   (request.get_json, silent=True : None s'il n'est pas du JSON valide), vérifiez-le avec web.validate,
+        #   demandez les textes au modèle choisi comme en 5.1, et renvoyez avec jsonify les clés "prompt", "texts",
+        #   "seed" (celle de .sampling), "model" (.model.info.name) et "finetuned" (.model.info.finetuned). En cas de
+        #   web.RequestError, renvoyez jsonify(error=son .message) avec son code HTTP (.status).
         #   Doc : https://flask.palletsprojects.com/en/stable/quickstart/#apis-with-json
         try:
-            result = web.answer(request.get_json(silent=True), models)
+            asked = web.validate(request.get_json(silent=True), models)
+            texts = asked.model.generate(asked.prompt, asked.sampling)
         except web.RequestError as error:
             return jsonify(error=error.message), error.status
-        return jsonify(prompt=result.prompt, texts=result.texts, seed=result.seed, model=result.model.name,
-                       finetuned=result.model.finetuned)
+        return jsonify(prompt=asked.prompt, texts=texts, seed=asked.sampling.seed, model=asked.model.info.name,
+                       finetuned=asked.model.info.finetuned)
         # END SOLUTION
 
     return app
@@ -65,9 +73,9 @@ def create_app(models: web.Models) -> Flask:
 @friendly_errors
 def main(argv: list[str] | None = None) -> None:
     config, flags = parse_args(__doc__, argv, step=5, extra=web.add_server_flags)
-    listener = web.reserve_port(flags.host, flags.port)  # before the long load: a second server fails at once
+    listener = web.reserve_port(flags.host, flags.port)  # avant le long chargement : un 2e serveur échoue aussitôt
     models = web.load_models(config, flags)
-    web.serve(create_app(models), listener, flags, models, script=__file__)  # an edit of this file: served at once
+    web.serve(create_app(models), listener, flags, models, script=__file__)  # une modification : servie aussitôt
 
 
 if __name__ == "__main__":

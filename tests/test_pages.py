@@ -228,7 +228,7 @@ def test_the_servers_sampling_settings_are_the_forms_and_apis_defaults(models):
     first = client.post("/api/generate", json={"prompt": "Le soir", "num_texts": 1}).get_json()
     assert first["seed"] == 11 and first == client.post("/api/generate", json={"prompt": "Le soir",
                                                                                "num_texts": 1}).get_json()
-    asked = forms.prepare({"prompt": "Le soir"}, dataclasses.replace(models, fields=chosen))
+    asked = forms.validate({"prompt": "Le soir"}, dataclasses.replace(models, fields=chosen))
     assert (asked.sampling.temperature, asked.sampling.top_k, asked.sampling.top_p,
             asked.sampling.max_new_tokens, asked.sampling.seed) == (0.5, 7, 0.8, 5, 11)
     compare = client.post("/comparer", data={"prompt": "Germain"})

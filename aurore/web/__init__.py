@@ -2,7 +2,8 @@
 
 `setup(app, models)` adds what is not the lesson: the home page, the package's views (`aurore/web/pages.py`: streaming,
 "Comparer", "Pourquoi ce mot ?", "Mon modèle"), the JSON health check, the size limit, and error pages.
-`answer(values, models)` (from `aurore/web/forms.py`) validates a form or JSON body and asks the model. `load_models`
+`validate(values, models)` (from `aurore/web/forms.py`) checks a form or JSON body and names the model asked, whose
+`generate(prompt, sampling)` returns its texts (its worker batches simultaneous requests). `load_models`
 loads the models once, before the server starts; `serve` runs waitress. The web layer only generates: it never
 imports training code.
 """
@@ -32,8 +33,8 @@ from aurore.engines import fastgen, generation, mini_engine
 from aurore.errors import AuroreError
 from aurore.text.french import format_decimal, format_percent
 from aurore.web import forms, pages, reload
-from aurore.web.forms import (FIELDS, MAX_PROMPT_CHARS, Answer, ModelInfo, Models, RequestError, Served, answer,  # noqa: F401
-                          readable)
+from aurore.web.forms import (FIELDS, MAX_PROMPT_CHARS, ModelInfo, Models, RequestError, Served,  # noqa: F401
+                          readable, validate)
 from aurore.web.serving import GenerationService
 
 TEMPLATES = str(Path(__file__).parent / "templates")  # the page's HTML (Jinja templates), CSS and script: no CDN

@@ -1,5 +1,5 @@
 """What the web app accepts and answers: the form's fields and their limits, the served models, the validation
-of a form or JSON body (French messages for people), and `answer`, which asks the chosen model.
+of a form or JSON body (`validate`: French messages for people), and `Served.generate`, which asks the chosen model.
 
 Flask-free: the routes (the participant's in `aurore/5_flask*.py`, the package's in `aurore/web/pages.py`) call it.
 """
@@ -88,8 +88,18 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class Served:
+    """A model the page offers: its generation service and what the page says about it."""
+
     service: GenerationService
     info: ModelInfo
+
+    def generate(self, prompt: str, sampling: generation.Sampling) -> list[str]:
+        """The model's texts for one request (its worker batches it with the others); RequestError(503) when busy."""
+        try:
+            texts = self.service.generate(prompt, sampling)
+        except ServiceBusy:
+            raise BUSY from None
+        return [readable(text) for text in texts]
 
 
 @dataclass
@@ -105,14 +115,6 @@ class Models:
         return self.served["gpt2"]
 
 
-@dataclass(frozen=True)
-class Answer:
-    prompt: str
-    texts: list[str]
-    seed: int
-    model: ModelInfo
-
-
 def readable(text: str) -> str:
     """Drop what a token cut in the middle of a character leaves (U+FFFD) and control characters, but line breaks."""
     return "".join(c for c in text if c in "\n\t" or (c != "\ufffd" and unicodedata.category(c) != "Cc"))
@@ -123,12 +125,12 @@ class Request:
     """A valid request: the model asked, the prompt and the settings."""
 
     key: str
-    served: Served
+    model: Served
     prompt: str
     sampling: generation.Sampling
 
 
-def prepare(values: object, models: Models) -> Request:
+def validate(values: object, models: Models) -> Request:
     """Validate a form or JSON body: RequestError(400) with a French message when it cannot be answered."""
     if not isinstance(values, dict):
         raise RequestError(400, "Envoyez un objet JSON, par exemple {\"prompt\": \"Le soir\"}.")
@@ -144,16 +146,6 @@ def prepare(values: object, models: Models) -> Request:
         raise RequestError(400, f"Modèle inconnu « {key} »{why} : choisissez parmi {', '.join(models.served)}.")
     prompt, sampling = parse_request(values, models.served[key].service.engine, models.fields)
     return Request(key, models.served[key], prompt, sampling)
-
-
-def answer(values: object, models: Models) -> Answer:
-    """Validate a form or JSON body, ask the chosen model, and return its texts; RequestError when impossible."""
-    request = prepare(values, models)
-    try:
-        texts = request.served.service.generate(request.prompt, request.sampling)
-    except ServiceBusy:
-        raise BUSY from None
-    return Answer(request.prompt, [readable(text) for text in texts], request.sampling.seed, request.served.info)
 
 
 def parse_request(values: dict, engine: generation.Engine,

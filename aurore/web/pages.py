@@ -59,7 +59,7 @@ class Column:
 
 def for_model(request: forms.Request) -> forms.Request:
     """A character model gets CHARS_PER_TOKEN characters per token asked, so that columns compare."""
-    engine = request.served.service.engine
+    engine = request.model.service.engine
     if getattr(getattr(engine, "vocabulary", None), "kind", "") != "char":
         return request
     longer = dataclasses.replace(request.sampling, max_new_tokens=request.sampling.max_new_tokens * CHARS_PER_TOKEN)
@@ -71,27 +71,27 @@ def compare(values: dict, models: forms.Models) -> tuple[forms.Request, list[Col
     seed = values.get("seed")
     if seed in ("", None):  # one seed for every column: the server's, else a new one per click
         seed = models.fields["seed"].default if models.fields["seed"].default is not None else random.randrange(2**31)
-    asked = [for_model(forms.prepare({**values, "model": key, "num_texts": 1, "seed": seed}, models))
+    asked = [for_model(forms.validate({**values, "model": key, "num_texts": 1, "seed": seed}, models))
              for key in models.served]
-    jobs = [(one, one.served.service.submit(one.prompt, one.sampling)) for one in asked]
+    jobs = [(one, one.model.service.submit(one.prompt, one.sampling)) for one in asked]
     columns = []
     for one, job in jobs:
         try:
-            columns.append(Column(one.key, one.served.info, forms.readable(one.served.service.result(job)[0])))
+            columns.append(Column(one.key, one.model.info, forms.readable(one.model.service.result(job)[0])))
         except ServiceBusy:
-            columns.append(Column(one.key, one.served.info, error=forms.BUSY.message))
+            columns.append(Column(one.key, one.model.info, error=forms.BUSY.message))
     return asked[0], columns
 
 
 def next_tokens(values: object, models: forms.Models, cache: explain.NextTokens) -> dict:
     """The JSON of /api/next-tokens (and the context of /pourquoi): the likeliest next tokens, before and after."""
-    asked = forms.prepare(values, models)  # the same checks as generation: prompt, model, limits
+    asked = forms.validate(values, models)  # the same checks as generation: prompt, model, limits
     temperature, top_k, top_p = asked.sampling.temperature, asked.sampling.top_k, asked.sampling.top_p
-    service = asked.served.service
+    service = asked.model.service
     if not service.ready.wait(service.timeout):  # the model is still compiling (the first seconds after start-up)
         raise forms.BUSY
     logits = cache.logits(asked.key, service.engine, asked.prompt)
-    tokens = explain.likeliest(asked.served.service.engine, logits, temperature, top_k, top_p)
+    tokens = explain.likeliest(asked.model.service.engine, logits, temperature, top_k, top_p)
     return {"prompt": asked.prompt, "model": asked.key, "temperature": temperature, "top_k": top_k, "top_p": top_p,
             "tokens": [dataclasses.asdict(token) for token in tokens]}
 
@@ -105,14 +105,14 @@ def stream_events(asked: forms.Request):
     goes away, the server's next write fails, this generator is closed, and the service cancels the request."""
     texts: list[str] = []
     try:
-        for texts in asked.served.service.stream(asked.prompt, asked.sampling):
+        for texts in asked.model.service.stream(asked.prompt, asked.sampling):
             yield _event("texts", {"texts": [forms.readable(text) for text in texts]})
     except ServiceBusy:
         yield _event("error", {"error": forms.BUSY.message})
         return
     yield _event("done", {"prompt": asked.prompt, "texts": [forms.readable(text) for text in texts],
-                          "seed": asked.sampling.seed, "model": asked.served.info.name,
-                          "finetuned": asked.served.info.finetuned})
+                          "seed": asked.sampling.seed, "model": asked.model.info.name,
+                          "finetuned": asked.model.info.finetuned})
 
 
 def add_routes(app: Flask, models: forms.Models, context) -> None:
@@ -128,7 +128,7 @@ def _add_writing_routes(app: Flask, models: forms.Models, context) -> None:
     def generate_stream():
         values = request.get_json(silent=True)
         try:
-            asked = forms.prepare(values, models)
+            asked = forms.validate(values, models)
         except forms.RequestError as error:
             return jsonify(error=error.message), error.status
         if values.get("compare"):  # a column of the compare page: as long as the others

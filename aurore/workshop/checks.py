@@ -169,7 +169,8 @@ def _check_page(module: ModuleType, tmp: Path) -> None:
     expect(form.status_code == 200 and 'name="prompt"' in form.text, "GET /generate doit afficher le formulaire")
     page = client.post("/generate", data={"prompt": "Le soir", "seed": "3", "num_texts": "2"})
     expect(page.status_code == 200 and page.text.count('<article class="text">Le soir et la suite') == 2,
-           "POST /generate doit afficher les textes du modèle (web.answer, puis render_template avec result=)")
+           "POST /generate doit afficher les textes du modèle (web.validate, .model.generate, puis render_template avec "
+           "asked= et texts=)")
     bad = client.post("/generate", data={"prompt": "  "})
     expect(bad.status_code == 400 and "vide" in bad.text, "une requête invalide : la page avec error= et le code 400")
 
@@ -206,8 +207,8 @@ CHECKS: dict[int, list[Check]] = {
         Check("4.2", "generator(prompts, do_sample=..., ...) puis [\"generated_text\"]", _check_write),
     ],
     5: [
-        Check("5.1", "request.method, request.form, web.answer, render_template", _check_page),
-        Check("5.2", "request.get_json(silent=True), web.answer, jsonify", _check_api),
+        Check("5.1", "request.method, request.form, web.validate, asked.model.generate, render_template", _check_page),
+        Check("5.2", "request.get_json(silent=True), web.validate, asked.model.generate, jsonify", _check_api),
     ],
     6: STEP6_CHECKS,
 }
