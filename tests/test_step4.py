@@ -18,7 +18,7 @@ def test_the_fine_tuned_folder_is_used_and_the_same_seed_gives_the_same_text(tin
     assert all(len(texts) == 2 and all(t.startswith(p) for t in texts) for p, texts in first.items())
     other = step4.main(argv[:-2] + ["--seed", "4", "Cette femme", "Le soir"])
     assert other != first  # the seed matters
-    assert "le modèle affiné de l'étape 3" in capsys.readouterr().out
+    assert "Modèle : GPT-2 affiné sur George Sand (étape 3)" in capsys.readouterr().out
 
 
 def test_without_step3_the_base_model_is_used_and_said(tiny_model_dir, tmp_path, capsys):
@@ -27,7 +27,7 @@ def test_without_step3_the_base_model_is_used_and_said(tiny_model_dir, tmp_path,
     choice = generation.choose_model(config)
     assert (choice.name, choice.folder, choice.finetuned, choice.standin) == (str(base), str(base), False, False)
     step4.main(["--workdir", str(config.workdir), "--base-model", str(base), "--max-new-tokens", "4", "--greedy"])
-    assert "le modèle de BASE, non affiné (lancez l'étape 3)" in capsys.readouterr().out
+    assert "Modèle : modèle de base, non affiné (lancez l'étape 3)" in capsys.readouterr().out
 
 
 def test_greedy_generation_is_deterministic_whatever_the_seed(tiny_model_dir, tmp_path):

@@ -60,31 +60,51 @@ Progress = Callable[[list[str]], list[bool]]
 
 
 @dataclass(frozen=True)
-class ModelChoice:
-    """The model steps 4 and 5 use: step 3's fine-tuned model when it exists, else the base model."""
+class ModelInfo:
+    """Which model writes, as steps 4 and 5 say it: the console line (`describe`) and the page's label."""
 
     name: str  # what to show: the folder or hub id
-    folder: str  # a folder of TensorFlow weights and tokenizer, for from_pretrained or pipeline
-    finetuned: bool
-    standin: bool  # built from the offline stand-in: it writes nonsense
+    finetuned: bool  # step 3's model
+    from_scratch: bool = False  # step 6's mini-GPT
+    standin: bool = False  # built from the offline stand-in: it writes nonsense
+    beside: bool = False  # the base model served beside the fine-tuned one (for "Comparer")
+    folder: str = ""  # a folder of TensorFlow weights and tokenizer, for from_pretrained or pipeline
+
+    @property
+    def kind(self) -> str:
+        if self.from_scratch:
+            return "mini-GPT construit de zéro (étape 6)"
+        if self.finetuned:
+            return "GPT-2 affiné sur George Sand (étape 3)"
+        return "modèle de base, non affiné" + ("" if self.beside else " (lancez l'étape 3)")
+
+    @property
+    def label(self) -> str:
+        note = " — modèle de secours : il écrit n'importe quoi, c'est normal" if self.standin else ""
+        return f"{self.kind} — {self.short_name}{note}"
+
+    @property
+    def short_name(self) -> str:
+        """A hub id as it is (owner/name); a folder by its last part (the page is narrow on a phone)."""
+        is_hub_id = self.name.count("/") == 1 and not self.name.startswith((".", "/", "~"))
+        return self.name if is_hub_id else Path(self.name).name
 
     def describe(self) -> str:
-        kind = "le modèle affiné de l'étape 3" if self.finetuned else "le modèle de BASE, non affiné (lancez l'étape 3)"
         note = ("\n  (modèle de secours, minuscule et entraîné quelques secondes : il écrit n'importe quoi, c'est "
                 "normal ; avec le vrai GPT-2 français, le texte ressemble à du français)") if self.standin else ""
-        return f"Modèle : {kind} — {self.name}{note}"
+        return f"Modèle : {self.kind} — {self.name}{note}"
 
 
 def is_standin(name_or_path: str | Path) -> bool:
     return (Path(name_or_path).expanduser() / STANDIN_MARKER).is_file()
 
 
-def choose_model(config: Config) -> ModelChoice:
+def choose_model(config: Config) -> ModelInfo:
     """Step 3's fine-tuned model if it exists, else the base model (converted to TensorFlow weights once)."""
     standin = is_standin(config.base_model)
     if (Path(config.finetuned_dir) / hub.TF_WEIGHTS).is_file():
-        return ModelChoice(str(config.finetuned_dir), str(config.finetuned_dir), True, standin)
-    return ModelChoice(config.base_model, hub.tensorflow_folder(config.base_model, config), False, standin)
+        return ModelInfo(str(config.finetuned_dir), True, standin=standin, folder=str(config.finetuned_dir))
+    return ModelInfo(config.base_model, False, standin=standin, folder=hub.tensorflow_folder(config.base_model, config))
 
 
 def check_length(tokenizer, prompts: list[str], max_new_tokens: int, context: int) -> None:

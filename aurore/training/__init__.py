@@ -21,6 +21,7 @@ from aurore.config import Config
 from aurore.errors import AuroreError, unfinished_exercise
 from aurore.text.french import format_count, format_decimal
 from aurore.training import callbacks, evaluation
+from aurore.training.blocks import reblock  # noqa: F401  step 3 calls training.reblock
 from aurore.training.checkpoints import Run, latest_run, read_state, restore_optimizer
 
 # The settings that define a run's schedule: stored with the run, restored by --resume.
@@ -241,23 +242,6 @@ def choose_profile(name: str) -> Profile:
 
 def count_parameters(weights) -> int:
     return int(sum(tf.size(w).numpy() for w in weights))
-
-
-def reblock(blocks, size: int):
-    """Cut every block of a DatasetDict into pieces of `size` tokens (a shorter context is a cheaper step)."""
-    length = len(blocks["train"][0]["input_ids"])
-    if not size or size >= length:
-        return blocks
-    if length % size:
-        raise AuroreError(f"La taille de bloc {size} ne divise pas les {length} jetons des blocs de l'étape 2.",
-                          f"Choisissez un --block-size qui divise {length} (par exemple {length // 2}), ou relancez "
-                          "l'étape 2 avec cette taille.")
-
-    def cut(batch):
-        pieces = [ids[i : i + size] for ids in batch["input_ids"] for i in range(0, length, size)]
-        return {"input_ids": pieces, "labels": [list(p) for p in pieces]}
-
-    return blocks.map(cut, batched=True, remove_columns=blocks["train"].column_names, desc=f"blocs de {size}")
 
 
 @contextlib.contextmanager

@@ -11,13 +11,7 @@ from pathlib import Path
 from aurore import hub
 from aurore.config import Config
 from aurore.errors import require_output
-
-
-def text_blocks(tokenizer, texts: list[str], block_size: int) -> dict[str, list[list[int]]]:
-    """Evaluation blocks for any tokenizer: the texts as one token stream, cut into `block_size` pieces."""
-    stream = tokenizer(" ".join(texts))["input_ids"]
-    blocks = [stream[i : i + block_size] for i in range(0, len(stream) - block_size + 1, block_size)]
-    return {"input_ids": blocks, "labels": blocks}
+from aurore.training.blocks import text_blocks
 
 
 def evaluate_perplexity(name_or_path: str, config: Config) -> float:

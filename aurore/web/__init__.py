@@ -30,10 +30,11 @@ from flask import Flask, jsonify, render_template, request  # noqa: E402
 from aurore import hub
 from aurore.config import Config
 from aurore.engines import fastgen, generation, mini_engine
+from aurore.engines.generation import ModelInfo  # noqa: F401  (web.ModelInfo: what a served model is)
 from aurore.errors import AuroreError
 from aurore.text.french import format_decimal, format_percent
 from aurore.web import forms, pages, reload
-from aurore.web.forms import (FIELDS, MAX_PROMPT_CHARS, ModelInfo, Models, RequestError, Served,  # noqa: F401
+from aurore.web.forms import (FIELDS, MAX_PROMPT_CHARS, Models, RequestError, Served,  # noqa: F401
                           readable, validate)
 from aurore.web.serving import GenerationService
 
@@ -152,9 +153,8 @@ def load_models(config: Config, flags: argparse.Namespace) -> Models:
         fastgen.keep_compilations(config.models_dir / "xla-cache")
     choice = generation.choose_model(config)
     print(choice.describe())
-    main = ModelInfo(choice.name, choice.finetuned, standin=choice.standin)
     seed_chosen = getattr(flags, "seed", None) is not None or bool(os.environ.get("AURORE_SEED"))
-    models = Models({"gpt2": Served(_gpt2_service(choice.folder, config, flags), main)},
+    models = Models({"gpt2": Served(_gpt2_service(choice.folder, config, flags), choice)},
                     fields=forms.form_fields(config, seed_chosen), report=config.finetuned_dir)
     if choice.finetuned and flags.base:
         try:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aurore.config import Config
 from aurore.engines import generation
+from aurore.engines.generation import ModelInfo
 from aurore.text.french import format_number
 from aurore.web.serving import GenerationService, ServiceBusy
 
@@ -58,32 +59,6 @@ class RequestError(Exception):
 
 
 BUSY = RequestError(503, "Le serveur est très occupé : réessayez dans un moment.")
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    finetuned: bool
-    from_scratch: bool = False
-    standin: bool = False
-    beside: bool = False  # the base model served beside the fine-tuned one (for "Comparer")
-
-    @property
-    def label(self) -> str:
-        if self.from_scratch:
-            kind = "mini-GPT construit de zéro (étape 6)"
-        elif self.finetuned:
-            kind = "GPT-2 affiné sur George Sand"
-        else:
-            kind = "modèle de base, non affiné" + ("" if self.beside else " (lancez l'étape 3)")
-        note = " — modèle de secours : il écrit n'importe quoi, c'est normal" if self.standin else ""
-        return f"{kind} — {self.short_name}{note}"
-
-    @property
-    def short_name(self) -> str:
-        """A hub id as it is (owner/name); a folder by its last part (the page is narrow on a phone)."""
-        is_hub_id = self.name.count("/") == 1 and not self.name.startswith((".", "/", "~"))
-        return self.name if is_hub_id else Path(self.name).name
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from flask import Flask, Response, jsonify, render_template, request, send_file, stream_with_context
 
+from aurore.engines import generation
 from aurore.web import explain, forms
 from aurore.web.serving import ServiceBusy
 
@@ -52,7 +53,7 @@ class Column:
     """One model's answer on the compare page."""
 
     key: str
-    info: forms.ModelInfo
+    info: generation.ModelInfo
     text: str = ""
     error: str = ""
 
