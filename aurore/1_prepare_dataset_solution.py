@@ -1,14 +1,15 @@
-"""Step 1: turn five George Sand novels from Project Gutenberg into a dataset of French sentences.
+"""Étape 1 : transformer cinq romans de George Sand du Projet Gutenberg en un jeu de données de phrases françaises.
 
-Run: python aurore/1_prepare_dataset_solution.py
+Lancer : python aurore/1_prepare_dataset_solution.py
 
-Four books are for training, one (La Mare au diable) is held out: the model never sees it, so its loss on that
-book tells us whether it learned George Sand's French or only memorised the training books.
+Quatre livres servent à l'entraînement, un cinquième (La Mare au diable) est gardé à part : le modèle ne le voit
+jamais, donc sa perte sur ce livre nous dit s'il a appris le français de George Sand ou seulement retenu par cœur les
+livres d'entraînement.
 """
 
 from __future__ import annotations
 
-import aurore  # noqa: F401  first: sets TF_USE_LEGACY_KERAS=1 before TensorFlow is imported
+import aurore  # noqa: F401  en premier : TF_USE_LEGACY_KERAS=1 avant d'importer TensorFlow
 import random
 from pathlib import Path
 
@@ -20,13 +21,14 @@ from aurore.config import Config, parse_args
 from aurore.errors import friendly_errors
 from aurore.text import french, gutenberg
 
-# Keras downloads a file once and keeps it in a cache folder: the next run finds it there and skips the network.
-# `gutenberg.downloading` gives the book's address (gutenberg.org, or the organisers' mirror: the same call
-# reads a `file://` URL), a time-out, and a clear message when the download fails.
+# Keras télécharge un fichier une seule fois et le garde dans un dossier cache : le lancement suivant l'y trouve et se
+# passe du réseau. `gutenberg.downloading` fournit l'adresse du livre (gutenberg.org, ou le miroir des organisateurs :
+# le même appel lit une URL `file://`), un délai d'attente maximal, et un message clair si le téléchargement échoue.
 
 
 def download_book(book_id: int, config: Config) -> str:
-    """Download one book into data/books/ (once: later runs reuse the copy) and return the file's path."""
+    """Télécharge un livre dans data/books/ (une seule fois : les lancements suivants réutilisent la copie) et renvoie
+    le chemin du fichier."""
     with gutenberg.downloading(book_id, config) as url:
         # BEGIN SOLUTION 1.1: téléchargez le fichier à l'adresse `url` et renvoyez le chemin du fichier obtenu.
         #   Nommez-le pg<book_id>.txt et rangez-le dans config.books_dir, c'est-à-dire le sous-dossier "books"
@@ -38,14 +40,14 @@ def download_book(book_id: int, config: Config) -> str:
         # END SOLUTION
 
 
-# A Gutenberg file wraps the novel in an English header and a long licence footer. The original workshop cut
-# "the first 50 lines" and everything after a line containing END, and trained on the licence. The file
-# marks the book's limits with whole lines: `*** START OF THIS PROJECT GUTENBERG EBOOK LÉLIA ***` and
-# `*** END OF … ***`; we keep what lies between them.
+# Un fichier Gutenberg entoure le roman d'un en-tête en anglais et d'une longue licence en fin de fichier. L'atelier
+# d'origine coupait « les 50 premières lignes » et tout ce qui suivait une ligne contenant END, et entraînait donc le
+# modèle sur la licence. Le fichier marque les limites du livre par des lignes entières :
+# `*** START OF THIS PROJECT GUTENBERG EBOOK LÉLIA ***` et `*** END OF … ***` ; on garde ce qui se trouve entre elles.
 
 
 def strip_boilerplate(lines: list[str], source: str) -> list[str]:
-    """Keep the lines strictly between the START and END marker lines."""
+    """Garde les lignes situées strictement entre la ligne de début (START) et la ligne de fin (END)."""
     # BEGIN SOLUTION 1.2: renvoyez les lignes situées strictement entre la ligne de début du livre et la première
     #   ligne de fin qui la suit. Parcourez les lignes avec leur numéro (enumerate) : gutenberg.is_start_marker
     #   et gutenberg.is_end_marker reconnaissent les deux marqueurs. S'il en manque un, le fichier est incomplet :
@@ -60,13 +62,15 @@ def strip_boilerplate(lines: list[str], source: str) -> list[str]:
     # END SOLUTION
 
 
-# Gutenberg texts are hard-wrapped at ~70 characters: a sentence spans several lines and a line holds pieces of
-# two sentences. We join lines into paragraphs (french.paragraphs), then let NLTK's punkt model, trained on
-# French, find the sentence ends: it knows that "M." or "etc." do not end a sentence.
+# Les textes Gutenberg sont coupés en lignes d'environ 70 caractères : une phrase s'étend sur plusieurs lignes et une
+# ligne contient des morceaux de deux phrases. On réunit les lignes en paragraphes (french.paragraphs), puis on laisse
+# le modèle punkt de NLTK, entraîné sur du français, trouver les fins de phrases : il sait que « M. » ou « etc. » ne
+# terminent pas une phrase.
 
 
 def split_sentences(paragraph: str) -> list[str]:
-    """Cut a paragraph into sentences with NLTK's French model, keeping dialogue like `« Viens ! » dit-il.` whole."""
+    """Découpe un paragraphe en phrases avec le modèle français de NLTK, sans couper une réplique comme
+    `« Viens ! » dit-il.`"""
     # BEGIN SOLUTION 1.3: découpez le paragraphe en phrases avec la fonction de NLTK qui le fait, en lui disant
     #   que le texte est en français (la langue s'écrit en anglais et en toutes lettres).
     #   Punkt coupe après chaque « ? » et « ! », même au milieu d'une réplique : passez ensuite la liste obtenue à
@@ -77,22 +81,24 @@ def split_sentences(paragraph: str) -> list[str]:
 
 
 def book_sentences(path: str, min_words: int) -> list[str]:
-    """All the prose sentences of one downloaded book (a file that is not a whole book leaves the cache)."""
+    """Toutes les phrases en prose d'un livre téléchargé (un fichier qui n'est pas un livre complet est retiré du
+    cache)."""
     lines = gutenberg.read_lines(path)
     try:
         body = strip_boilerplate(lines, Path(path).name)
     except gutenberg.BookFormatError:
-        gutenberg.forget_book(path)  # a bad download must not poison the cache
+        gutenberg.forget_book(path)  # un téléchargement raté ne doit pas rester dans le cache
         raise
     return [s for p in french.paragraphs(body) for s in split_sentences(p) if french.is_prose(s, min_words)]
 
 
-# 🤗 Datasets stores columns of data on disk (Apache Arrow): steps 2 and 3 reload them in a blink, and `map`
-# transforms them in batches. A `DatasetDict` groups the splits: `train` (four books) and `test` (the held-out one).
+# 🤗 Datasets range les données en colonnes sur le disque (Apache Arrow) : les étapes 2 et 3 les rechargent en un clin
+# d'œil, et `map` les transforme par lots. Un `DatasetDict` regroupe les splits : `train` (quatre livres) et `test`
+# (le livre gardé à part).
 
 
 def build_dataset(train: dict[int, list[str]], test: dict[int, list[str]]) -> DatasetDict:
-    """A DatasetDict with a `train` and a `test` split; columns `text` (a sentence) and `book_id`."""
+    """Un DatasetDict à deux splits, `train` et `test` ; colonnes `text` (une phrase) et `book_id`."""
     # BEGIN SOLUTION 1.4: pour chaque split, construisez un Dataset à deux colonnes à partir d'un dictionnaire
     #   {nom de colonne: liste de valeurs} : "text" (les phrases de tous les livres du split, livre après livre)
     #   et "book_id" (pour chaque phrase, l'identifiant de son livre). Renvoyez un DatasetDict qui range les deux
@@ -121,7 +127,7 @@ def report(dataset: DatasetDict, seed: int) -> None:
 @friendly_errors
 def main(argv: list[str] | None = None) -> DatasetDict:
     config, _ = parse_args(__doc__, argv, step=1)
-    french.install_punkt(config.nltk_dir)  # NLTK's French tables, written offline (nltk.download needs a network)
+    french.install_punkt(config.nltk_dir)  # tables françaises de NLTK, écrites sans réseau (nltk.download en exige un)
     paths = {book_id: download_book(book_id, config) for book_id in [*config.train_books, *config.test_books]}
     print(f"{len(paths)} livres dans {config.books_dir}")
     sentences = {book_id: book_sentences(path, config.min_words) for book_id, path in paths.items()}

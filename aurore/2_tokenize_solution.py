@@ -1,14 +1,15 @@
-"""Step 2: cut the sentences into tokens, the units GPT-2 reads, and pack them into fixed-size training blocks.
+"""Étape 2 : découper les phrases en jetons, les unités que lit GPT-2, et les ranger en blocs de taille fixe.
 
-Run: python aurore/2_tokenize_solution.py   (needs step 1; add --train-tokenizer for the bonus)
+Lancer : python aurore/2_tokenize_solution.py   (après l'étape 1 ; ajouter --train-tokenizer pour le bonus)
 
-GPT-2 does not read letters or words but tokens: frequent pieces of words found by byte-pair encoding (BPE).
-We must use the tokenizer the model was trained with: its token ids are the rows of the model's embeddings.
+GPT-2 ne lit ni des lettres ni des mots, mais des jetons : des morceaux de mots fréquents, trouvés par encodage par
+paires d'octets (BPE, « byte-pair encoding »). Il faut utiliser le tokenizer avec lequel le modèle a été entraîné :
+les identifiants de ses jetons sont les numéros des lignes de la table des plongements du modèle.
 """
 
 from __future__ import annotations
 
-import aurore  # noqa: F401  first: sets TF_USE_LEGACY_KERAS=1 before TensorFlow is imported
+import aurore  # noqa: F401  en premier : TF_USE_LEGACY_KERAS=1 avant d'importer TensorFlow
 import argparse
 
 from datasets import DatasetDict, load_from_disk
@@ -23,8 +24,8 @@ SAMPLE_SENTENCE = "La petite Fadette regardait la rivière en chantonnant."
 
 
 def load_tokenizer(config: Config):
-    """The tokenizer of the base model (a hub id or a local folder)."""
-    with hub.loading(config.base_model):  # offline: the cache at once; a failure: one clear message
+    """Le tokenizer du modèle de base (un identifiant du hub ou un dossier local)."""
+    with hub.loading(config.base_model):  # hors ligne : le cache d'emblée ; en cas d'échec : un seul message clair
         # BEGIN SOLUTION 2.1: chargez et renvoyez le tokenizer du modèle config.base_model (un identifiant du hub
         #   Hugging Face, ou un dossier local : c'est le même appel).
         #   À chercher : la classe « Auto » de transformers qui devine le bon tokenizer, et sa méthode de classe
@@ -35,7 +36,7 @@ def load_tokenizer(config: Config):
 
 
 def analyse_sentence(tokenizer, sentence: str) -> tuple[list[int], list[str]]:
-    """The token ids of a sentence and the text piece behind each id."""
+    """Les identifiants des jetons d'une phrase, et le morceau de texte qui correspond à chacun."""
     # BEGIN SOLUTION 2.2: appelez le tokenizer sur la phrase comme une fonction : il renvoie un dictionnaire dont
     #   la clé "input_ids" donne les identifiants des jetons. Retrouvez ensuite le morceau de texte de chaque
     #   identifiant avec la méthode du tokenizer qui convertit des ids en tokens. Renvoyez (ids, morceaux).
@@ -45,14 +46,15 @@ def analyse_sentence(tokenizer, sentence: str) -> tuple[list[int], list[str]]:
     # END SOLUTION
 
 
-# GPT-2's tokens are pieces of UTF-8 bytes, shown with one printable character per byte: "Ġ" is the byte of a
-# space, and "è", two bytes in UTF-8 (C3 A8), shows as "Ã¨" inside a token. `decode` turns the bytes back into text.
+# Les jetons de GPT-2 sont des suites d'octets UTF-8, affichées avec un caractère imprimable par octet : « Ġ » est
+# l'octet d'une espace, et « è », deux octets en UTF-8 (C3 A8), s'affiche « Ã¨ » dans un jeton. `decode` retransforme
+# les octets en texte.
 
 
 def tokenize(dataset: DatasetDict, tokenizer) -> DatasetDict:
-    """Add an `input_ids` column (the tokens of each sentence) and drop the `text` column."""
+    """Ajoute une colonne `input_ids` (les jetons de chaque phrase) et retire la colonne `text`."""
     def tokenize_batch(batch: dict[str, list]) -> dict[str, list]:
-        # A leading space makes each sentence start like a word in running text (GPT-2 marks it as "Ġ").
+        # Une espace en tête fait commencer chaque phrase comme un mot au fil du texte (GPT-2 la note « Ġ »).
         return {"input_ids": tokenizer([" " + text for text in batch["text"]])["input_ids"]}
 
     # BEGIN SOLUTION 2.3: appliquez tokenize_batch à tout le DatasetDict, par paquets de phrases (bien plus rapide
@@ -64,14 +66,14 @@ def tokenize(dataset: DatasetDict, tokenizer) -> DatasetDict:
     # END SOLUTION
 
 
-# A language model learns on fixed-size blocks of tokens. We glue the sentences of a book end to end (an
-# end-of-text token marks where a book ends), and cut the stream into blocks of `block_size` tokens, as Hugging
-# Face's run_clm.py does. The target of each position is the next token: `labels` is a copy of `input_ids`, and
-# the model shifts it by one itself.
+# Un modèle de langue apprend sur des blocs de jetons de taille fixe. On colle bout à bout les phrases d'un livre (un
+# jeton de fin de texte marque la fin de chaque livre), et on coupe ce flot en blocs de `block_size` jetons, comme le
+# fait run_clm.py de Hugging Face. La cible de chaque position est le jeton suivant : `labels` est une copie de
+# `input_ids`, et le modèle la décale lui-même d'un cran.
 
 
 def group_into_blocks(batch: dict[str, list], block_size: int, eos_id: int) -> dict[str, list]:
-    """Concatenate the token lists of a batch of sentences and cut them into blocks; drop the remainder."""
+    """Met bout à bout les listes de jetons d'un lot de phrases et les coupe en blocs ; le reste est abandonné."""
     # BEGIN SOLUTION 2.4: mettez bout à bout les listes de batch["input_ids"], en insérant eos_id là où
     #   batch["book_id"] change d'un livre à l'autre ; coupez ce flot en blocs de block_size jetons (le reste, trop
     #   court, est abandonné) et renvoyez un dictionnaire à deux clés : "input_ids" (les blocs) et "labels" (une
@@ -88,8 +90,8 @@ def group_into_blocks(batch: dict[str, list], block_size: int, eos_id: int) -> d
 
 
 def train_specialised_tokenizer(tokenizer, texts: list[str], vocab_size: int, folder: str):
-    """Bonus: a tokenizer of the same kind, re-learned on George Sand's French only, saved in `folder`."""
-    batches = (texts[i : i + 1000] for i in range(0, len(texts), 1000))  # an iterator of lists of texts
+    """Bonus : un tokenizer du même type, réappris sur le seul français de George Sand, enregistré dans `folder`."""
+    batches = (texts[i : i + 1000] for i in range(0, len(texts), 1000))  # un itérateur de listes de textes
     # BEGIN SOLUTION 2.5: entraînez un nouveau tokenizer du même type que `tokenizer` sur les paquets de textes
     #   `batches`, avec vocab_size jetons ; enregistrez-le dans le dossier `folder` pour pouvoir le recharger avec
     #   from_pretrained, puis renvoyez-le.

@@ -1,15 +1,16 @@
-"""Step 4: let the fine-tuned model write, from prompts of your choice.
+"""Étape 4 : faire écrire le modèle affiné, à partir de débuts de textes (prompts) de votre choix.
 
-Run: python aurore/4_generate_solution.py "Cette femme était assise" "Le soir elle se rappelait"
+Lancer : python aurore/4_generate_solution.py "Cette femme était assise" "Le soir elle se rappelait"
 
-The model predicts a probability for every possible next token; generating means picking one, appending it, and
-starting again. How we pick shapes the text: greedy (always the likeliest) repeats itself; sampling with a
-temperature (below 1: safer, above 1: wilder), among the top-k tokens or the top-p probability mass, varies it.
+Le modèle donne une probabilité à chaque jeton suivant possible ; générer, c'est en choisir un, l'ajouter au texte, et
+recommencer. La façon de choisir façonne le texte : le décodage glouton (toujours le plus probable) tourne en rond ;
+l'échantillonnage avec une température (sous 1 : plus sage, au-dessus de 1 : plus débridé), parmi les top-k jetons
+ou dans la masse de probabilité top-p, le fait varier.
 """
 
 from __future__ import annotations
 
-import aurore  # noqa: F401  first: sets TF_USE_LEGACY_KERAS=1 before TensorFlow is imported
+import aurore  # noqa: F401  en premier : TF_USE_LEGACY_KERAS=1 avant d'importer TensorFlow
 import argparse
 
 import tensorflow as tf
@@ -24,7 +25,7 @@ PROMPTS = ["Cette femme était assise", "Le soir elle se rappelait"]
 
 
 def make_generator(folder: str):
-    """A text-generation pipeline on the model (and its tokenizer) saved in `folder`."""
+    """Un pipeline de génération de texte sur le modèle (et son tokenizer) enregistré dans `folder`."""
     with hub.loading(folder):
         # BEGIN SOLUTION 4.1: créez et renvoyez un pipeline de génération de texte sur le modèle et le tokenizer
         #   du dossier `folder`. Nous n'avons que TensorFlow (pas PyTorch) : précisez le framework "tf" et dtype=None.
@@ -35,7 +36,7 @@ def make_generator(folder: str):
 
 
 def write(generator, prompts: list[str], sampling: generation.Sampling) -> dict[str, list[str]]:
-    """sampling.num_return_sequences texts for each prompt: {prompt: [text, ...]}."""
+    """sampling.num_return_sequences textes pour chaque prompt : {prompt: [texte, ...]}."""
     # BEGIN SOLUTION 4.2: appelez le pipeline sur la liste des prompts avec les réglages de `sampling` : do_sample,
     #   temperature, top_k, top_p, max_new_tokens et num_return_sequences (mêmes noms que les arguments de
     #   generate). Pour une liste de prompts, il renvoie une liste (une par prompt) de listes de dictionnaires ;
@@ -61,13 +62,13 @@ def main(argv: list[str] | None = None) -> dict[str, list[str]]:
     greedy = {"do_sample": False, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "num_return_sequences": 1}
     sampling = generation.Sampling.from_config(config, **(greedy if flags.greedy else
                                                            {"num_return_sequences": flags.num_texts}))
-    model = generation.choose_model(config)  # step 3's model if it exists, else the base model
+    model = generation.choose_model(config)  # le modèle de l'étape 3 s'il existe, sinon le modèle de base
     print(model.describe())
     generator = make_generator(model.folder)
     generation.check_length(generator.tokenizer, flags.prompts, sampling.max_new_tokens,
                             generator.model.config.n_positions)
     print(f"Réglages : {sampling}")
-    tf.keras.utils.set_random_seed(sampling.seed)  # the same seed gives the same texts
+    tf.keras.utils.set_random_seed(sampling.seed)  # la même graine donne les mêmes textes
     texts = write(generator, flags.prompts, sampling)
     for prompt, outputs in texts.items():
         print(f"\n=== {prompt}")

@@ -288,6 +288,27 @@ def test_pruning_never_removes_the_checkpoint_just_written(tokenized, tmp_path):
         assert written.is_dir() and run.checkpoints() == [written]
 
 
+def test_an_epoch_ending_on_a_step_just_saved_adds_its_score_without_writing_the_weights_again(tokenized, tmp_path):
+    model = hub.load_causal_lm(tokenized.base_model, tokenized)
+    model.compile(optimizer="adam")
+    run, tokenizer = checkpoints.Run.start(tmp_path, {}), hub.load_tokenizer(tokenized.base_model)
+    model.optimizer.iterations.assign(5)
+    written = run.save(model, tokenizer, keep=3)
+    weights = (written / "tf_model.h5").stat()
+    assert run.save(model, tokenizer, keep=3, epoch=1, val_loss=np.float32(2.5)) == written
+    again = (written / "tf_model.h5").stat()
+    assert (again.st_ino, again.st_mtime_ns) == (weights.st_ino, weights.st_mtime_ns)
+    assert checkpoints.read_state(written) == {**checkpoints.read_state(written), "step": 5, "epoch": 1, "val_loss": 2.5}
+    run.save(model, tokenizer, keep=3)  # a save without news (Ctrl-C right after) keeps the epoch and the score
+    assert checkpoints.read_state(written)["val_loss"] == 2.5
+    model.optimizer.iterations.assign(6)
+    assert run.save(model, tokenizer, keep=3).name == "checkpoint-000006"
+    other = checkpoints.Run(run.folder)  # another process (a resumed run) at the same step writes it whole
+    model.optimizer.iterations.assign(5)
+    other.save(model, tokenizer, keep=3)
+    assert (written / "tf_model.h5").stat().st_ino != weights.st_ino
+
+
 @pytest.mark.parametrize("when", ["before", "saving"])
 def test_ctrl_c_during_perplexity_or_the_final_save_saves_a_checkpoint_and_nothing_half_written(
         tokenized, tmp_path, monkeypatch, capsys, when):

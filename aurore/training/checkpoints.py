@@ -39,6 +39,7 @@ class Run:
 
     folder: Path
     new_settings: dict | None = None  # for a run not yet on disk
+    last_written: Path | None = None  # the checkpoint this process wrote last (its weights are on disk)
 
     @classmethod
     def start(cls, checkpoints_dir: Path, settings: dict) -> "Run":
@@ -77,6 +78,12 @@ class Run:
             self.new_settings = None
         step = optimizer_step(model)
         target = self.folder / f"checkpoint-{step:06d}"
+        if target == self.last_written and target.is_dir():
+            # The epoch ended on a step just saved (save_every divides it): no step since, so the weights and
+            # optimizer on disk are these; only the epoch and its score are new (saves ~1 GB of writing at 124M).
+            new = {"epoch": epoch, "val_loss": val_loss}
+            self._write_state(target, {**read_state(target), **{k: v for k, v in new.items() if v is not None}})
+            return target
         for leftover in self.folder.glob(".incomplete-*"):  # a save killed mid-way (kill -9, power cut)
             shutil.rmtree(leftover, ignore_errors=True)
         staging = staging_dir(self.folder, f".incomplete-{step:06d}-")
@@ -86,17 +93,25 @@ class Run:
             optimizer_checkpoint(model.optimizer, model).write(str(staging / "optimizer" / "state"))
             previous = read_state(target) if target.is_dir() else {}
             epoch = epoch if epoch is not None else previous.get("epoch")
-            state = {"step": step, "epoch": epoch, "time": time.time()}
-            if val_loss is not None:
-                state["val_loss"] = float(val_loss)
-            _write_json(staging / STATE_FILE, state)
+            self._write_state(staging, {"step": step, "epoch": epoch, "val_loss": val_loss})
             publish(staging, target)  # atomic: a crash before this line leaves only an .incomplete folder
+            self.last_written = target
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # Ctrl-C while writing: nothing half-written stays
         others = [c for c in self.checkpoints() if c != target]  # oldest first
         for old in others[: max(0, len(others) - (keep - 1))]:
             shutil.rmtree(old)
         return target
+
+    @staticmethod
+    def _write_state(checkpoint: Path, state: dict) -> None:
+        """trainer_state.json, replaced whole: the step, the epoch it ended (if any), its validation loss (if any)."""
+        state = {**{key: value for key, value in state.items() if value is not None}, "time": time.time()}
+        if "val_loss" in state:
+            state["val_loss"] = float(state["val_loss"])  # a NumPy or TensorFlow number from Keras' logs
+        partial = checkpoint / f".{STATE_FILE}.partial"
+        _write_json(partial, state)
+        partial.replace(checkpoint / STATE_FILE)
 
 
 def runs(checkpoints_dir: Path) -> list[Run]:
