@@ -4,19 +4,20 @@ Lancer : python aurore/6_mini_gpt_solution.py                  (caractères ; ap
          python aurore/6_mini_gpt_solution.py --mini-tokens word
          python aurore/6_mini_gpt_solution.py --text-folder aclImdb/train     (tout dossier de documents .txt)
 
-GPT-2 est une pile de blocs identiques ; ici, on en écrit un nous-mêmes. Le texte devient une suite de nombres (les
-jetons) ; chaque jeton devient un vecteur (son plongement), auquel s'ajoute un vecteur pour sa position ; chaque bloc
-laisse chaque position regarder les positions d'avant (l'auto-attention avec un masque causal : pas de triche sur le
-futur), puis transforme chaque position (le réseau « feed-forward ») ; à la fin, les plongements des jetons eux-mêmes
-donnent un score à chaque jeton du vocabulaire comme jeton suivant. On le mesure en bits par caractère sur La Mare au
-diable, pour comparer modèles de mots et de caractères. La recette par défaut s'entraîne en 2 min 30 environ sur 2
-cœurs (`--time-budget 1m` l'arrête plus tôt) ; ce que chacun de ses choix apporte est mesuré dans docs/benchmarks.md.
+GPT-2 est une pile de blocs identiques ; ici, on en écrit un nous-mêmes. Le texte devient des nombres (les jetons),
+chaque jeton un vecteur (son plongement) plus un vecteur pour sa position ; chaque bloc laisse chaque position regarder
+celles d'avant (l'auto-attention, avec un masque causal : pas de triche sur le futur), puis la transforme (le réseau
+« feed-forward ») ; à la fin, les plongements des jetons notent chaque jeton du vocabulaire comme jeton suivant. On le
+mesure en bits par caractère sur La Mare au diable, pour comparer mots et caractères. La recette par défaut s'entraîne
+en 2 min 30 environ sur 2 cœurs (`--time-budget 1m` l'arrête plus tôt) ; ses choix sont mesurés dans
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import aurore  # noqa: F401  first: sets TF_USE_LEGACY_KERAS=1 before TensorFlow is imported
 import argparse
+import functools
 import math
 import time
 
@@ -33,10 +34,9 @@ layers = tf.keras.layers  # tf.keras est ici Keras 2 (tf_keras), comme pour les 
 
 
 # -- Les données -------------------------------------------------------------------------------------------------
-# Un réseau ne lit que des nombres. Le vocabulaire le plus simple : chaque caractère rencontré dans le texte
-# d'entraînement est un jeton, et son numéro est sa place dans la liste ; le numéro 0 sert aux caractères que
-# l'entraînement n'a jamais vus. (--mini-tokens word : les mots les plus fréquents, avec la couche TextVectorization
-# de Keras.)
+# Un réseau ne lit que des nombres. Le vocabulaire le plus simple : chaque caractère vu à l'entraînement est un jeton,
+# numéroté par sa place dans la liste ; le 0 sert aux caractères jamais vus. (--mini-tokens word : les mots les plus
+# fréquents, avec la couche TextVectorization de Keras.)
 
 
 def build_vocabulary(texts: list[str], config: Config):
@@ -47,9 +47,8 @@ def build_vocabulary(texts: list[str], config: Config):
     return minigpt.CharVocabulary([minigpt.UNKNOWN_CHAR, *characters])
 
 
-# Un modèle de langue apprend à prédire le jeton suivant. On découpe le texte en fenêtres de seq_len + 1 jetons : à
-# chaque position de la fenêtre, la cible est le jeton qui la suit. Une fenêtre donne donc une entrée et une cible de
-# seq_len jetons chacune, la même suite décalée d'un cran.
+# Un modèle de langue apprend à prédire le jeton suivant. On découpe le texte en fenêtres de seq_len + 1 jetons ; à
+# chaque position, la cible est le jeton qui suit : entrée et cible sont la même suite, décalée d'un cran.
 
 
 def split_input_target(windows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -263,18 +262,15 @@ def main(argv: list[str] | None = None) -> dict:
     train_ids, validation_ids = (minigpt.encode_all(vocabulary, texts) for texts in (train_texts, validation_texts))
     print(f"Jetons « {config.mini_tokens} » : vocabulaire de {format_count(len(vocabulary.tokens))} ; "
           f"{format_count(len(train_ids))} jetons d'entraînement et {format_count(len(validation_ids))} de validation")
-
     train = make_batches(train_ids, config, config.mini_batch_size, shuffle=True)
-    # La validation de chaque époque lit le début du texte gardé à part (une seconde, là où toute La Mare au diable
-    # en prendrait cinq) ; le texte entier est mesuré une seule fois, à la fin.
+    # Chaque époque valide sur le début du texte gardé à part (1 s, au lieu de 5) ; le texte entier est mesuré à la fin.
     validation = make_batches(validation_ids[:40_000], config, 64, shuffle=False)
     steps_per_epoch = config.mini_steps_per_epoch or len(train)
     model = create_model(len(vocabulary.tokens), config, config.mini_epochs * steps_per_epoch)
     model.summary()
-    def sample(logits, rng):
-        return sample_next(logits, rng, config.temperature, config.top_k, config.top_p)
-
-    sampler = minigpt.TextGenerator(flags.prompt, vocabulary, sample, config.mini_seq_len, every=flags.sample_every, seed=config.seed)
+    sample = functools.partial(sample_next, temperature=config.temperature, top_k=config.top_k, top_p=config.top_p)
+    sampler = minigpt.TextGenerator(flags.prompt, vocabulary, sample, config.mini_seq_len, every=flags.sample_every,
+                                    seed=config.seed)
     steps = callbacks.StepHistory()  # la perte de chaque pas, et le pas atteint à chaque fin d'époque
     # La courbe en direct, avec le callback TensorBoard de Keras : tensorboard --logdir aurore/models/logs
     logs = config.models_dir / "logs" / time.strftime("mini-gpt-%Y%m%d-%H%M%S")
@@ -285,22 +281,18 @@ def main(argv: list[str] | None = None) -> dict:
     seconds = time.monotonic() - started
     done = int(model.optimizer.iterations)
     print(f"Entraînement : {format_count(done)} pas en {callbacks.format_duration(seconds)} "
-          f"({format_count(done * config.mini_batch_size * config.mini_seq_len / seconds)} jetons/s)"
-          + (f", arrêté par le budget de temps (--time-budget {config.time_budget})"
-             if budget and budget[0].stopped_at else ""))
+          f"({format_count(done * config.mini_batch_size * config.mini_seq_len / seconds)} jetons/s)")
 
     whole_text = make_batches(validation_ids, config, 64, shuffle=False)
     bpc = minigpt.bits_per_character(model, whole_text, len("\n\n".join(validation_texts)) / len(validation_ids))
     print(f"Validation : {format_decimal(bpc, 3)} bits par caractère (la perte affichée par Keras est en nats par "
           "jeton : divisez-la par ln 2 ≈ 0,693 pour des bits)")
-    epochs = [{"epoch": e + 1, "step": step, "loss": history.history["loss"][e],
-               "val_loss": history.history["val_loss"][e]} for e, step in zip(history.epoch, steps.epoch_ends)]
+    epochs = steps.per_epoch(history)
     metrics = {"tokens": config.mini_tokens, "seq_len": config.mini_seq_len, "bits_per_character": bpc,
                "steps": done, "training_seconds": round(seconds, 1), "epochs": epochs, "samples": sampler.texts}
     folder = minigpt.save(model, vocabulary, config.mini_gpt_dir, metrics)
     plots.plot_losses(steps.steps, epochs, folder / "loss.png", validation_label="validation (par époque)")
-    print(f"Enregistré dans {folder} ; la page web (étape 5) le propose maintenant aussi (Écrire, Comparer, "
-          "Pourquoi ce mot ?).")
+    print(f"Enregistré dans {folder} ; la page web de l'étape 5 le propose maintenant aussi.")
     return metrics
 
 

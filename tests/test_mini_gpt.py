@@ -90,7 +90,7 @@ def test_a_time_budget_stops_training_early_and_still_saves_a_servable_model(tmp
                                    "--time-budget", "1s"))
     assert 1 <= metrics["steps"] < 20_000 and len(metrics["epochs"]) < 1000
     assert metrics["epochs"][-1]["step"] == metrics["steps"]  # the epoch the budget cut short counts its real steps
-    assert "arrêté par le budget de temps (--time-budget 1s)" in capsys.readouterr().out
+    assert "Entraînement arrêté par le budget de temps (--time-budget, 1 s) au pas" in capsys.readouterr().out
     engine = mini_engine.MiniGPTEngine(Config(workdir=tmp_path).mini_gpt_dir)
     texts = engine.generate_batch(["Le vent"], generation.Sampling(max_new_tokens=5, num_return_sequences=1))
     written = texts[0][0][len("Le vent"):]

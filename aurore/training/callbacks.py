@@ -31,6 +31,11 @@ class StepHistory(tf.keras.callbacks.Callback):
         rate = float(rate(step)) if callable(rate) else float(rate)  # the rate the next step will use
         self.steps.append({"step": step, "loss": float(logs["loss"]), "next_lr": rate})
 
+    def per_epoch(self, history: tf.keras.callbacks.History) -> list[dict]:
+        """Each epoch's figures from fit's History (loss, val_loss…), with the step it ended at."""
+        return [{"epoch": epoch + 1, "step": self.epoch_ends[i], **{k: float(v[i]) for k, v in history.history.items()}}
+                for i, epoch in enumerate(history.epoch)]
+
 
 class Stopwatch(tf.keras.callbacks.Callback):
     """Seconds spent in training steps and in fit's validations (metrics.json, benchmarks/step3_time.py)."""
@@ -79,6 +84,8 @@ class TimeBudget(tf.keras.callbacks.Callback):
         if time.monotonic() - self.started >= self.seconds:
             self.model.stop_training = True
             self.stopped_at = optimizer_step(self.model)
+            print(f"\nEntraînement arrêté par le budget de temps (--time-budget, {format_duration(self.seconds)}) "
+                  f"au pas {self.stopped_at}.")
 
 
 class Projection(tf.keras.callbacks.Callback):

@@ -22,8 +22,7 @@ from aurore.training import RUN_SETTINGS, TrainingRun, script_name
 def save_final(training: TrainingRun, model, tokenizer, history, perplexities: tuple[float, float]) -> dict:
     """The folder steps 4 and 5 load (see the module's docstring): a quick test run after a long one loses nothing."""
     config, steps = training.config, training.history
-    epochs = [{"epoch": epoch + 1, "step": steps.epoch_ends[i], **{k: float(v[i]) for k, v in history.history.items()}}
-              for i, epoch in enumerate(history.epoch)]
+    epochs = steps.per_epoch(history)
     metrics = {"perplexity_before": perplexities[0], "perplexity_after": perplexities[1], "run": training.run.name,
                "resumed_from_step": training.start_step, "steps": steps.steps, "epochs": epochs,
                "seconds": {name: round(value, 1) for name, value in training.stopwatch.seconds.items()},
