@@ -61,6 +61,21 @@ MINI_TEXT = ("Le vent soufflait sur la lande et la rivière chantait sous les sa
              + "Germain laboura le champ, puis il rentra chez lui le soir. " * 40)
 
 
+def where(config: Config) -> list[str]:
+    """The flags that point a step at `config`'s workdir and base model."""
+    return ["--workdir", str(config.workdir), "--base-model", config.base_model]
+
+
+def tokenized_copy(standin: Config, workdir: Path, block_size: int) -> Config:
+    """A workdir of its own: the session's step-1 sentences copied, then step 2 run with `block_size`."""
+    import shutil
+
+    config = Config(workdir=workdir, base_model=standin.base_model)
+    shutil.copytree(standin.dataset_dir, config.dataset_dir)
+    script("2_tokenize_solution").main([*where(config), "--block-size", str(block_size)])
+    return config
+
+
 def mini_args(workdir, *extra) -> list[str]:
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in MINI_TINY.items()]
     return ["--workdir", str(workdir), *flags, "--mini-steps-per-epoch", "20", *extra]

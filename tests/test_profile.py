@@ -1,32 +1,27 @@
 """Step 3's laptop profile: what is frozen stays frozen, the time budget, the schedule's last step."""
 
-import shutil
 
 import numpy as np
 import pytest
 from transformers import TFAutoModelForCausalLM
 
 from aurore import hub, training
-from aurore.config import Config
 from aurore.errors import AuroreError
 from aurore.training import callbacks, checkpoints
-from conftest import script
+from conftest import script, tokenized_copy, where
 
-step2 = script("2_tokenize_solution")
 step3 = script("3_train_solution")
 
 
 @pytest.fixture(scope="module")
 def workdir(standin, tmp_path_factory):
-    config = Config(workdir=tmp_path_factory.mktemp("profile"), base_model=standin.base_model)
-    shutil.copytree(standin.dataset_dir, config.dataset_dir)
-    step2.main(["--workdir", str(config.workdir), "--base-model", config.base_model, "--block-size", "128"])
-    return config
+    return tokenized_copy(standin, tmp_path_factory.mktemp("profile"), block_size=128)
 
 
 def args(config, *extra):
-    return ["--workdir", str(config.workdir), "--base-model", config.base_model, "--batch-size", "4",
-            "--learning-rate", "3e-3", "--save-every", "0", "--profile", "laptop", *extra]
+    """Step 3 on this module's workdir with the laptop profile: its own block size, no mid-run checkpoint."""
+    return [*where(config), "--batch-size", "4", "--learning-rate", "3e-3", "--save-every", "0", "--profile", "laptop",
+            *extra]
 
 
 def weights(model) -> dict[str, np.ndarray]:

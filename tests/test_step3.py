@@ -9,7 +9,7 @@ from transformers import TFAutoModelForCausalLM
 
 from aurore import hub, training
 from aurore.training import checkpoints
-from conftest import run_script, script
+from conftest import run_script, script, tokenized_copy, where
 
 step2 = script("2_tokenize_solution")
 step3 = script("3_train_solution")
@@ -18,17 +18,13 @@ step3 = script("3_train_solution")
 @pytest.fixture(scope="module")
 def tokenized(standin, tmp_path_factory):
     """This module's own workdir: step 1's sentences copied, step 2 run with 32-token blocks."""
-    import shutil
-
-    config = standin.__class__(workdir=tmp_path_factory.mktemp("step3"), base_model=standin.base_model)
-    shutil.copytree(standin.dataset_dir, config.dataset_dir)
-    step2.main(["--workdir", str(config.workdir), "--base-model", config.base_model, "--block-size", "32"])
-    return config
+    return tokenized_copy(standin, tmp_path_factory.mktemp("step3"), block_size=32)
 
 
 def args(config, *extra):
-    return ["--workdir", str(config.workdir), "--base-model", config.base_model, "--batch-size", "8",
-            "--learning-rate", "3e-3", "--save-every", "5", "--keep-checkpoints", "2", *extra]
+    """Step 3 on this module's workdir: a checkpoint every 5 steps, two kept."""
+    return [*where(config), "--batch-size", "8", "--learning-rate", "3e-3", "--save-every", "5", "--keep-checkpoints",
+            "2", *extra]
 
 
 @pytest.fixture(scope="module")
