@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[str]]:
     generator = make_generator(model.folder)
     generation.check_length(generator.tokenizer, flags.prompts, sampling.max_new_tokens,
                             generator.model.config.n_positions)
-    print(f"Réglages : {sampling}")
+    print(f"Réglages : {sampling.describe()}")
     tf.keras.utils.set_random_seed(sampling.seed)  # la même graine donne les mêmes textes
     texts = write(generator, flags.prompts, sampling)
     for prompt, outputs in texts.items():

@@ -15,7 +15,7 @@ docs/benchmarks.md.
 
 from __future__ import annotations
 
-import aurore  # noqa: F401  first: sets TF_USE_LEGACY_KERAS=1 before TensorFlow is imported
+import aurore  # noqa: F401  en premier : TF_USE_LEGACY_KERAS=1 avant d'importer TensorFlow
 import argparse
 import functools
 import math

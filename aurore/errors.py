@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
+import re
 import sys
+import types
 from pathlib import Path
 from typing import Callable
 
@@ -12,6 +15,7 @@ from typing import Callable
 # first, the solution as the fallback.
 STEP_SCRIPTS = {1: "1_prepare_dataset", 2: "2_tokenize", 3: "3_train", 4: "4_generate", 5: "5_flask", 6: "6_mini_gpt"}
 STANDIN_COMMAND = "python -m aurore build-standin"
+_EXERCISE = re.compile(r"\d+\.\d+")  # an exercise number: "3.9"
 
 
 def set_variable(name: str, value: object) -> str:
@@ -59,21 +63,58 @@ def require_output(config, step: int) -> Path:
     return Path(folder)
 
 
-def unfinished_exercise(function: Callable) -> str | None:
-    """The number of the exercise still a `todo("N")` placeholder in `function` (read from its code, not run)."""
-    code = getattr(function, "__code__", None)
-    if code is None or "todo" not in code.co_names:
-        return None
-    return next((c for c in code.co_consts if isinstance(c, str) and c[:1].isdigit() and "." in c), "?")
+def todo_message(number: str, file: str, function: str) -> tuple[str, str]:
+    """What an exercise still to write says (what, fix): `todo()` when reached, a script's start when it sees one."""
+    return (f"Exercice {number} à compléter ({Path(file).name}, fonction {function}()).",
+            f"Lisez la consigne au-dessus de todo(\"{number}\"), écrivez votre code à la place de cette ligne "
+            f"(supprimez-la), puis vérifiez-le avec `python -m aurore check {number.split('.')[0]}`.")
+
+
+def unfinished_exercises(namespace: dict) -> list[tuple[str, str]]:
+    """(number, function) of each `todo("N")` placeholder left in a script's own functions and methods, nested ones
+    (Flask routes) included, in file order; read from the code, not run. A function whose docstring starts with
+    "Bonus" is optional (its flag may never be given) and is left out."""
+    found: list[tuple[int, str, str]] = []
+
+    def visit(code: types.CodeType) -> None:
+        if "todo" in code.co_names:
+            number = next((c for c in code.co_consts if isinstance(c, str) and _EXERCISE.fullmatch(c)), None)
+            if number:
+                found.append((code.co_firstlineno, number, code.co_name))
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                visit(const)
+
+    for value in list(namespace.values()):
+        members = vars(value).values() if inspect.isclass(value) else [value]
+        for function in members:
+            if (inspect.isfunction(function) and function.__module__ == namespace.get("__name__")
+                    and not (function.__doc__ or "").startswith("Bonus")):
+                visit(function.__code__)
+    return [(number, name) for _line, number, name in sorted(found)]
+
+
+def _requires_exercises_done(main: Callable, args: tuple, kwargs: dict) -> None:
+    """Stop before a step starts (before minutes of training) when its file still holds an exercise to write."""
+    argv = args[0] if args else kwargs.get("argv")
+    if any(flag in ("-h", "--help") for flag in (sys.argv[1:] if argv is None else argv)):
+        return
+    left = unfinished_exercises(main.__globals__)
+    if left:
+        number, function = left[0]
+        what, fix = todo_message(number, main.__globals__.get("__file__", "?"), function)
+        others = f" Il en reste {len(left)} dans ce fichier : {', '.join(n for n, _ in left)}." if len(left) > 1 else ""
+        raise AuroreError(what + others, fix)
 
 
 def friendly_errors(main: Callable[..., object]) -> Callable[..., object]:
-    """Decorate a script's main(): an AuroreError prints its message, not a traceback, and exits 1; Ctrl-C exits
-    130 with one line."""
+    """Decorate a script's main(): an exercise left to write stops it before it starts; an AuroreError prints its
+    message, not a traceback, and exits 1; Ctrl-C exits 130 with one line."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         try:
+            _requires_exercises_done(main, args, kwargs)
             return main(*args, **kwargs)
         except AuroreError as error:
             print(f"\nerreur : {error}", file=sys.stderr)

@@ -70,6 +70,32 @@ def test_running_an_unfinished_exercise_gives_a_friendly_message(tmp_path):
     assert "Exercice 1.1 à compléter (1_prepare_dataset.py, fonction download_book())" in result.stderr
 
 
+def test_a_step_names_its_first_unwritten_exercise_before_it_starts_even_inside_tensorflow_code(tmp_path):
+    """Step 6's 6.1 runs inside dataset.map (a TensorFlow graph): reached there, todo() would end in a traceback."""
+    result = run_script(["aurore/6_mini_gpt.py", "--time-budget", "1s"], {"AURORE_WORKDIR": str(tmp_path)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "Exercice 6.1 à compléter (6_mini_gpt.py, fonction split_input_target())." in result.stderr
+    assert "Il en reste 6 dans ce fichier : 6.1, 6.2, 6.3, 6.4, 6.5, 6.6." in result.stderr
+    assert not (tmp_path / "models").exists()  # stopped before anything ran
+    assert run_script(["aurore/6_mini_gpt.py", "--help"], {}).returncode == 0  # --help still works
+
+
+@pytest.mark.parametrize("step, left_out, expected", [
+    (2, "2.5", []),  # a bonus (its function's docstring says so) never stops the step
+    (5, "5.2", [("5.2", "generate_api")]),  # a Flask route: a function nested in create_app
+    (3, "3.5", [("3.5", "on_train_batch_end")]),  # a method of the Callback
+])
+def test_unwritten_exercises_are_found_in_functions_methods_and_routes(step, left_out, expected, tmp_path):
+    from aurore.errors import unfinished_exercises
+
+    solution = exercises.script_for(step, solution=True)
+    source = solution.read_text(encoding="utf-8")
+    keep = frozenset(exercises.exercise_numbers(source)) - {left_out}
+    partial = tmp_path / f"{step}_partial.py"
+    partial.write_text(exercises.exercise_text(source, solution.name, keep=keep), encoding="utf-8")
+    assert unfinished_exercises(vars(exercises.load_script(partial))) == expected
+
+
 def test_check_command_exit_status(tmp_path):
     assert run_script(["-m", "aurore", "check", "1", "--solution"], {}).returncode == 0
     failing = run_script(["-m", "aurore", "check", "1"], {})

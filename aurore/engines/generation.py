@@ -14,6 +14,7 @@ from aurore import hub
 from aurore.config import Config
 from aurore.errors import AuroreError
 from aurore.hub.standin import STANDIN_MARKER
+from aurore.text.french import format_decimal
 
 _DEFAULTS = Config()
 
@@ -32,6 +33,15 @@ class Sampling:
     do_sample: bool = True
     num_return_sequences: int = 1
     seed: int = _DEFAULTS.seed
+
+    def describe(self) -> str:
+        """The settings in French, as step 4 prints them."""
+        if not self.do_sample:
+            how = "glouton (toujours le jeton le plus probable)"
+        else:
+            how = (f"échantillonnage, température {format_decimal(self.temperature, 2)}, top-k "
+                   f"{self.top_k or 'désactivé'}, top-p {format_decimal(self.top_p, 2)}, graine {self.seed}")
+        return f"{self.max_new_tokens} nouveaux jetons ; {how} ; {self.num_return_sequences} texte(s) par début"
 
     @classmethod
     def from_config(cls, config: Config, **overrides) -> "Sampling":

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Iterator
 
 from aurore.atomic import publish, staging_dir
-from aurore.config import Config
-from aurore.errors import STANDIN_COMMAND, AuroreError
+from aurore.config import Config, from_namespace
+from aurore.errors import STANDIN_COMMAND, AuroreError, set_variable
 
 TF_WEIGHTS = "tf_model.h5"
 SAFETENSORS_WEIGHTS = "model.safetensors"
@@ -66,6 +66,15 @@ def looks_like_a_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name)
 
 
+def _use_standin() -> str:
+    """The command that points the steps at the stand-in, as `build-standin` prints it (absolute, this shell's)."""
+    try:
+        folder = from_namespace(None).standin_dir  # in AURORE_WORKDIR when one is set, as build-standin writes it
+    except AuroreError:  # a malformed AURORE_* variable: its own error comes elsewhere
+        folder = Config().standin_dir
+    return set_variable("AURORE_BASE_MODEL", folder)
+
+
 def _explain(name: str, error: Exception) -> AuroreError:
     """Turn the many ways a load can fail into one message that says what to do."""
     if looks_like_a_path(name):
@@ -74,18 +83,18 @@ def _explain(name: str, error: Exception) -> AuroreError:
             return AuroreError(
                 f"Le dossier de modèle {name} n'existe pas depuis le dossier courant ({Path.cwd()}).",
                 "Lancez les commandes depuis la racine du dépôt (le dossier qui contient aurore/), ou donnez un chemin "
-                f"absolu : depuis la racine, `export AURORE_BASE_MODEL=$PWD/{name}`.",
+                f"absolu : depuis la racine, `{set_variable('AURORE_BASE_MODEL', '$PWD/' + name)}`.",
             )
         return AuroreError(
             f"Le dossier de modèle {name} n'existe pas (ou ne contient pas de modèle).",
             "Donnez à AURORE_BASE_MODEL un dossier écrit par `save_pretrained`, ou construisez le modèle de secours "
-            f"hors ligne : `{STANDIN_COMMAND}` puis AURORE_BASE_MODEL=$PWD/aurore/models/standin.",
+            f"hors ligne : `{STANDIN_COMMAND}` puis `{_use_standin()}`.",
         )
     if not hub_reachable():
         return AuroreError(
             f"Le modèle {name!r} n'est pas dans le cache Hugging Face local, et le hub est injoignable.",
             "Téléchargez-le une fois avec le réseau (`python -m aurore download-model`), ou travaillez hors ligne avec "
-            f"le modèle de secours : `{STANDIN_COMMAND}` puis AURORE_BASE_MODEL=aurore/models/standin.",
+            f"le modèle de secours : `{STANDIN_COMMAND}` puis `{_use_standin()}`.",
         )
     return AuroreError(
         f"Impossible de charger {name!r} depuis le hub Hugging Face : {str(error).splitlines()[0]}",

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from aurore import hub
 from aurore.config import Config
-from aurore.errors import AuroreError, unfinished_exercise
+from aurore.errors import AuroreError
 from aurore.text.french import format_count, format_decimal
 from aurore.training import callbacks, evaluation
 from aurore.training.blocks import reblock  # noqa: F401  step 3 calls training.reblock
@@ -142,8 +142,15 @@ class TrainingRun:
         epoch end, or by an earlier run of the same weights on the same blocks."""
         if self.resume_from is not None:
             val_loss = read_state(self.resume_from).get("val_loss")
-            return math.exp(val_loss) if val_loss is not None else None
-        return evaluation.known_perplexity(self.config.models_dir, self._score_key(test_blocks))
+            if val_loss is None:
+                return None
+            print(f"(score de départ : la validation enregistrée avec {self.resume_from.name}, pas mesurée à nouveau)")
+            return math.exp(val_loss)
+        known = evaluation.known_perplexity(self.config.models_dir, self._score_key(test_blocks))
+        if known is not None:
+            print(f"(score de départ : mesuré par un essai précédent du même modèle sur les mêmes blocs, gardé dans "
+                  f"{self.config.models_dir / evaluation.KNOWN_SCORES} ; il n'est pas mesuré à nouveau)")
+        return known
 
     def remember_perplexity(self, test_blocks, value: float) -> float:
         """Keep the starting model's perplexity for the next runs; returns it."""
@@ -155,13 +162,7 @@ class TrainingRun:
 def prepare_run(config: Config, save_model: Callable[..., None], resume: bool = False, strategy: str = "auto",
                 mixed_precision: bool = False) -> TrainingRun:
     """Decide, and say, how step 3 runs: budget, precision, devices, profile, and the run to start or continue.
-    `save_model` writes the final model: an exercise still to do stops here, before minutes of training."""
-    number = unfinished_exercise(save_model)
-    if number:
-        raise AuroreError(f"Exercice {number} à compléter avant d'entraîner (fonction {save_model.__name__}()) : "
-                          "sans lui, le modèle entraîné ne serait pas enregistré.",
-                          f"Écrivez-le dans aurore/{script_name()}, vérifiez-le avec `python -m aurore check 3`, "
-                          "puis relancez.")
+    `save_model` (the lesson's) writes the final model."""
     budget = callbacks.parse_duration(config.time_budget) if config.time_budget else None  # fail fast if malformed
     if resume:
         config, run, checkpoint = _resumed(config)
