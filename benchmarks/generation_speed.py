@@ -18,21 +18,18 @@ offline stand-in's shape, `gpt2-124m` GPT-2 small's. Prints, per model:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import statistics
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aurore  # noqa: E402,F401  sets TF_USE_LEGACY_KERAS before TensorFlow loads
 
 from aurore.hub.standin import HUB_MODEL_SHAPE, SHAPE  # noqa: E402
+from load_server import Server  # noqa: E402  (benchmarks/load_server.py, beside this file)
 
 SHAPES = {"standin": SHAPE, "gpt2-124m": HUB_MODEL_SHAPE}
 PROMPT_IDS = [11, 617, 1234, 88, 402, 77, 5, 901]  # 8 tokens
@@ -89,100 +86,6 @@ def compiled_tokens_per_s(engine, batch: int, new_tokens: int, repeats: int = 3)
 MIXED = [{"temperature": t, "top_k": k, "max_new_tokens": n} for t, k, n in
          ((0.7, 0, 16), (0.9, 20, 32), (1.2, 50, 64), (0.9, 50, 32), (1.2, 0, 16), (0.7, 20, 64))]
 MEAN_MIXED_TOKENS = sum(m["max_new_tokens"] for m in MIXED) / len(MIXED)
-
-
-class Server:
-    """Step 5's app (the solution's routes) on waitress, over the given engine(s), on a free loopback port."""
-
-    def __init__(self, engines: dict, batch_window: float, timeout: float = 600):
-        from waitress.server import create_server
-
-        from aurore import web
-        from aurore.config import PACKAGE_DIR
-        from aurore.web.serving import GenerationService
-        from aurore.workshop.exercises import load_script
-
-        served = {key: web.Served(GenerationService(engine, timeout=timeout, batch_window=batch_window),
-                                  web.ModelInfo(key, key == "gpt2")) for key, engine in engines.items()}
-        app = load_script(PACKAGE_DIR / "5_flask_solution.py").create_app(web.Models(served))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = create_server(app, host="127.0.0.1", port=self.port, threads=40)
-        threading.Thread(target=self.server.run, daemon=True).start()
-
-    def post(self, path: str, body: dict, timeout: float = 600) -> tuple[int, bytes]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", json.dumps(body).encode(),
-                                         {"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
-
-    def first_event(self, body: dict) -> float:
-        """Seconds from the request to the first streamed texts."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/generate/stream", json.dumps(body).encode(),
-                                         {"Content-Type": "application/json"})
-        start = time.perf_counter()
-        with urllib.request.urlopen(request, timeout=600) as response:
-            response.readline()  # "event: texts"
-            first = time.perf_counter() - start
-            response.read()
-        return first
-
-    def load(self, clients: int, requests_per_client: int, body_for) -> dict:
-        """`clients` threads, each sending its requests one after the other; latency percentiles and throughput."""
-        latencies: list[float] = []
-        refused = []
-
-        def client(index: int) -> None:
-            for r in range(requests_per_client):
-                start = time.perf_counter()
-                status, _ = self.post("/api/generate", body_for(index, r))
-                (latencies if status == 200 else refused).append(time.perf_counter() - start)
-
-        start = time.perf_counter()
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - start
-        latencies.sort()
-        return {"clients": clients, "p50_s": statistics.median(latencies) if latencies else float("nan"),
-                "p95_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else float("nan"),
-                "requests_per_s": len(latencies) / elapsed, "answered": len(latencies), "busy_503": len(refused)}
-
-    def steady(self, clients: int, seconds: float, body_for, ramp: float = 1.0) -> dict:
-        """`clients` threads sending requests one after the other for `ramp + seconds`; the throughput counts the
-        requests completed after the ramp (a steady state: a room keeps sending, while a fixed number of requests
-        ends with a tail where the last long requests run nearly alone)."""
-        done: list[tuple[float, int]] = []  # (completion time, new tokens asked)
-        start = time.perf_counter()
-        window = (start + ramp, start + ramp + seconds)
-
-        def client(index: int) -> None:
-            r = 0
-            while time.perf_counter() < window[1]:
-                body = body_for(index, r)
-                status, _ = self.post("/api/generate", body)
-                if status == 200:
-                    done.append((time.perf_counter(), body["max_new_tokens"]))
-                r += 1
-
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        counted = [tokens for at, tokens in done if window[0] <= at < window[1]]
-        return {"clients": clients, "requests_per_s": len(counted) / seconds, "tokens_per_s": sum(counted) / seconds,
-                "answered": len(counted)}
-
-    def close(self) -> None:
-        time.sleep(0.5)  # let waitress finish closing the last connections before its sockets go
-        self.server.close()
 
 
 def prompt_for(index: int, r: int) -> str:
