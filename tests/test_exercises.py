@@ -96,6 +96,34 @@ def test_unwritten_exercises_are_found_in_functions_methods_and_routes(step, lef
     assert unfinished_exercises(vars(exercises.load_script(partial))) == expected
 
 
+def test_check_on_a_terminal_shows_no_progress_bars_of_its_own_fixtures():
+    """On a terminal the tokenizers library draws progress bars; the checks' tiny tokenizers must not add theirs
+    between the ✔ lines (the participant's own call in 2.5 may show one: it is their code's output)."""
+    import os
+    import subprocess
+    import sys
+
+    pty = pytest.importorskip("pty")  # POSIX terminals only
+    leader, follower = pty.openpty()
+    with subprocess.Popen([sys.executable, "-m", "aurore", "check", "2", "--solution"], cwd=REPO, stdin=follower,
+                          stdout=follower, stderr=follower) as process:
+        os.close(follower)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+    os.close(leader)
+    text = out.decode("utf-8", errors="replace")
+    assert process.returncode == 0 and "5/5 exercices réussis" in text, text[-2000:]
+    before_the_participants_call = text[: text.index("✔ Exercice 2.4")]
+    assert "Compute merges" not in before_the_participants_call, before_the_participants_call[-3000:]
+
+
 def test_check_command_exit_status(tmp_path):
     assert run_script(["-m", "aurore", "check", "1", "--solution"], {}).returncode == 0
     failing = run_script(["-m", "aurore", "check", "1"], {})

@@ -25,13 +25,15 @@ SHAPE = {"vocab_size": 4096, "n_positions": 512, "n_embd": 128, "n_layer": 2, "n
 HUB_MODEL_SHAPE = {"vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_layer": 12, "n_head": 12}
 
 
-def train_tokenizer(texts: list[str], vocab_size: int):
-    """A GPT-2 style tokenizer (byte-level BPE, `<|endoftext|>` as its only special token) learned on `texts`."""
+def train_tokenizer(texts: list[str], vocab_size: int, show_progress: bool = True):
+    """A GPT-2 style tokenizer (byte-level BPE, `<|endoftext|>` as its only special token) learned on `texts`;
+    `show_progress`: the tokenizers library's progress bars (on a terminal)."""
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GPT2TokenizerFast
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=[END_OF_TEXT])
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=[END_OF_TEXT],
+                            show_progress=show_progress)
     return GPT2TokenizerFast(tokenizer_object=bpe._tokenizer,  # the underlying tokenizers.Tokenizer
                              bos_token=END_OF_TEXT, eos_token=END_OF_TEXT, unk_token=END_OF_TEXT)
 

@@ -19,7 +19,7 @@ def tiny_tokenizer(folder: Path | None = None):
     """A small GPT-2 style tokenizer (saved in `folder` when given)."""
     from aurore.hub.standin import train_tokenizer
 
-    tokenizer = train_tokenizer(FRENCH, vocab_size=400)
+    tokenizer = train_tokenizer(FRENCH, vocab_size=400, show_progress=False)  # not between the ✔ lines
     if folder is not None:
         tokenizer.save_pretrained(str(folder))
     return tokenizer
