@@ -1,6 +1,6 @@
 # Fichier d'exercice : complétez chaque bloc « Exercice » (la réponse est dans 1_prepare_dataset_solution.py).
 # Fichier produit par `python -m aurore exercises` ; ne modifiez pas la ligne suivante.
-# exercise-hash: 47d3010fe9ff20ac
+# exercise-hash: 2e1d36a955611787
 """Étape 1 : transformer cinq romans de George Sand du Projet Gutenberg en un jeu de données de phrases françaises.
 
 Lancer : python aurore/1_prepare_dataset.py
@@ -22,7 +22,7 @@ from datasets import Dataset, DatasetDict
 
 from aurore.workshop.exercises import todo
 from aurore.config import Config, parse_args
-from aurore.errors import friendly_errors
+from aurore.errors import friendly_errors, step_command
 from aurore.text import french, gutenberg
 
 # Keras télécharge un fichier une seule fois et le garde dans un dossier cache : le lancement suivant l'y trouve et se
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> DatasetDict:
                             test={b: sentences[b] for b in config.test_books})
     dataset.save_to_disk(str(config.dataset_dir))
     report(dataset, config.seed)
-    print(f"\nEnregistré dans {config.dataset_dir}. Étape suivante : python aurore/2_tokenize.py")
+    print(f"\nEnregistré dans {config.dataset_dir}. Étape suivante : {step_command(2)}")
     return dataset
 
 

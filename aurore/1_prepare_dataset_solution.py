@@ -18,7 +18,7 @@ import tensorflow as tf
 from datasets import Dataset, DatasetDict
 
 from aurore.config import Config, parse_args
-from aurore.errors import friendly_errors
+from aurore.errors import friendly_errors, step_command
 from aurore.text import french, gutenberg
 
 # Keras télécharge un fichier une seule fois et le garde dans un dossier cache : le lancement suivant l'y trouve et se
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> DatasetDict:
                             test={b: sentences[b] for b in config.test_books})
     dataset.save_to_disk(str(config.dataset_dir))
     report(dataset, config.seed)
-    print(f"\nEnregistré dans {config.dataset_dir}. Étape suivante : python aurore/2_tokenize_solution.py")
+    print(f"\nEnregistré dans {config.dataset_dir}. Étape suivante : {step_command(2)}")
     return dataset
 
 

@@ -1,6 +1,6 @@
 # Fichier d'exercice : complétez chaque bloc « Exercice » (la réponse est dans 2_tokenize_solution.py).
 # Fichier produit par `python -m aurore exercises` ; ne modifiez pas la ligne suivante.
-# exercise-hash: 202677b3b1b00537
+# exercise-hash: fe49f55b1e127953
 """Étape 2 : découper les phrases en jetons, les unités que lit GPT-2, et les ranger en blocs de taille fixe.
 
 Lancer : python aurore/2_tokenize.py   (après l'étape 1 ; ajouter --train-tokenizer pour le bonus)
@@ -21,7 +21,7 @@ from transformers import AutoTokenizer
 from aurore.workshop.exercises import todo
 from aurore import hub
 from aurore.config import Config, parse_args
-from aurore.errors import friendly_errors, require_output
+from aurore.errors import friendly_errors, require_output, step_command
 from aurore.text.french import format_count
 
 SAMPLE_SENTENCE = "La petite Fadette regardait la rivière en chantonnant."
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> DatasetDict:
               f"{config.tokenizer_dir}")
         show_tokens(specialised, flags.sentence)
         print("  (ses identifiants ne correspondent pas aux embeddings du modèle : la suite garde le tokenizer d'origine)")
-    print("\nÉtape suivante : python aurore/3_train.py")
+    print(f"\nÉtape suivante : {step_command(3)}")
     return blocks
 
 

@@ -17,7 +17,7 @@ from transformers import AutoTokenizer
 
 from aurore import hub
 from aurore.config import Config, parse_args
-from aurore.errors import friendly_errors, require_output
+from aurore.errors import friendly_errors, require_output, step_command
 from aurore.text.french import format_count
 
 SAMPLE_SENTENCE = "La petite Fadette regardait la rivière en chantonnant."
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> DatasetDict:
               f"{config.tokenizer_dir}")
         show_tokens(specialised, flags.sentence)
         print("  (ses identifiants ne correspondent pas aux embeddings du modèle : la suite garde le tokenizer d'origine)")
-    print("\nÉtape suivante : python aurore/3_train_solution.py")
+    print(f"\nÉtape suivante : {step_command(3)}")
     return blocks
 
 

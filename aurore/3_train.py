@@ -1,6 +1,6 @@
 # Fichier d'exercice : complétez chaque bloc « Exercice » (la réponse est dans 3_train_solution.py).
 # Fichier produit par `python -m aurore exercises` ; ne modifiez pas la ligne suivante.
-# exercise-hash: 57cdbc34239eddaf
+# exercise-hash: c6318e78de3f8abc
 """Étape 3 : affiner GPT-2 sur George Sand avec `fit` de Keras, en enregistrant des points de contrôle en route.
 
 Lancer : python aurore/3_train.py   (après l'étape 2 ; --resume reprend le dernier essai après un Ctrl-C)
@@ -24,7 +24,7 @@ from transformers import TFAutoModelForCausalLM, create_optimizer
 from aurore.workshop.exercises import todo
 from aurore import hub, training
 from aurore.config import Config, parse_args
-from aurore.errors import friendly_errors, require_output
+from aurore.errors import friendly_errors, require_output, step_command
 from aurore.text.french import format_decimal
 from aurore.training import final
 from aurore.training.checkpoints import Run, optimizer_step
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
         metrics = final.save_final(run, model, saver.tokenizer, history, (before, after))
     if flags.push_to_hub:
         print(f"Envoyé : {hub.push_to_hub(config.finetuned_dir, flags.push_to_hub)}")
-    print("Étape suivante : python aurore/4_generate.py")
+    print(f"Étape suivante : {step_command(4)}")
     return metrics
 
 

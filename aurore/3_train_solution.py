@@ -20,7 +20,7 @@ from transformers import TFAutoModelForCausalLM, create_optimizer
 
 from aurore import hub, training
 from aurore.config import Config, parse_args
-from aurore.errors import friendly_errors, require_output
+from aurore.errors import friendly_errors, require_output, step_command
 from aurore.text.french import format_decimal
 from aurore.training import final
 from aurore.training.checkpoints import Run, optimizer_step
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
         metrics = final.save_final(run, model, saver.tokenizer, history, (before, after))
     if flags.push_to_hub:
         print(f"Envoyé : {hub.push_to_hub(config.finetuned_dir, flags.push_to_hub)}")
-    print("Étape suivante : python aurore/4_generate_solution.py")
+    print(f"Étape suivante : {step_command(4)}")
     return metrics
 
 

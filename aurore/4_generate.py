@@ -1,6 +1,6 @@
 # Fichier d'exercice : complétez chaque bloc « Exercice » (la réponse est dans 4_generate_solution.py).
 # Fichier produit par `python -m aurore exercises` ; ne modifiez pas la ligne suivante.
-# exercise-hash: f0b21b4a671b4c18
+# exercise-hash: 049caea36aec2d2c
 """Étape 4 : faire écrire le modèle affiné, à partir de débuts de textes (prompts) de votre choix.
 
 Lancer : python aurore/4_generate.py "Cette femme était assise" "Le soir elle se rappelait"
@@ -23,7 +23,7 @@ from aurore.workshop.exercises import todo
 from aurore import hub
 from aurore.config import parse_args
 from aurore.engines import generation
-from aurore.errors import friendly_errors
+from aurore.errors import friendly_errors, step_command
 
 PROMPTS = ["Cette femme était assise", "Le soir elle se rappelait"]
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[str]]:
         print(f"\n=== {prompt}")
         for text in outputs:
             print(f"--- {text}")
-    print("\nÉtape suivante : python aurore/5_flask.py  (la page web de ce modèle)")
+    print(f"\nÉtape suivante, la page web de ce modèle : {step_command(5)}")
     return texts
 
 

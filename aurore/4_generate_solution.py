@@ -19,7 +19,7 @@ from transformers import pipeline
 from aurore import hub
 from aurore.config import parse_args
 from aurore.engines import generation
-from aurore.errors import friendly_errors
+from aurore.errors import friendly_errors, step_command
 
 PROMPTS = ["Cette femme était assise", "Le soir elle se rappelait"]
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[str]]:
         print(f"\n=== {prompt}")
         for text in outputs:
             print(f"--- {text}")
-    print("\nÉtape suivante : python aurore/5_flask_solution.py  (la page web de ce modèle)")
+    print(f"\nÉtape suivante, la page web de ce modèle : {step_command(5)}")
     return texts
 
 

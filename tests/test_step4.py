@@ -18,7 +18,10 @@ def test_the_fine_tuned_folder_is_used_and_the_same_seed_gives_the_same_text(tin
     assert all(len(texts) == 2 and all(t.startswith(p) for t in texts) for p, texts in first.items())
     other = step4.main(argv[:-2] + ["--seed", "4", "Cette femme", "Le soir"])
     assert other != first  # the seed matters
-    assert "Modèle : GPT-2 affiné sur George Sand (étape 3)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Modèle : GPT-2 affiné sur George Sand (étape 3)" in out
+    assert "Réglages : 8 nouveaux jetons ; échantillonnage, température 0,90, top-k 50, top-p 0,95, graine 3" in out
+    assert "Étape suivante, la page web de ce modèle : `python aurore/5_flask.py` (ou la solution" in out
 
 
 def test_without_step3_the_base_model_is_used_and_said(tiny_model_dir, tmp_path, capsys):
@@ -27,7 +30,9 @@ def test_without_step3_the_base_model_is_used_and_said(tiny_model_dir, tmp_path,
     choice = generation.choose_model(config)
     assert (choice.name, choice.folder, choice.finetuned, choice.standin) == (str(base), str(base), False, False)
     step4.main(["--workdir", str(config.workdir), "--base-model", str(base), "--max-new-tokens", "4", "--greedy"])
-    assert "Modèle : modèle de base, non affiné (lancez l'étape 3)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Modèle : modèle de base, non affiné (lancez l'étape 3)" in out
+    assert "Réglages : 4 nouveaux jetons ; glouton (toujours le jeton le plus probable) ; 1 texte(s) par début" in out
 
 
 def test_greedy_generation_is_deterministic_whatever_the_seed(tiny_model_dir, tmp_path):
