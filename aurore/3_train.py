@@ -1,6 +1,6 @@
 # Fichier d'exercice : complétez chaque bloc « Exercice » (la réponse est dans 3_train_solution.py).
 # Fichier produit par `python -m aurore exercises` ; ne modifiez pas la ligne suivante.
-# exercise-hash: c6318e78de3f8abc
+# exercise-hash: 6b43a326506781b4
 """Étape 3 : affiner GPT-2 sur George Sand avec `fit` de Keras, en enregistrant des points de contrôle en route.
 
 Lancer : python aurore/3_train.py   (après l'étape 2 ; --resume reprend le dernier essai après un Ctrl-C)
@@ -165,7 +165,7 @@ def _extra_flags(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> dict:
     config, flags = parse_args(__doc__, argv, step=3, extra=_extra_flags)
     require_output(config, 2)
-    run = training.prepare_run(config, save_model, flags.resume, flags.strategy, flags.mixed_precision)
+    run = training.prepare_run(config, flags.resume, flags.strategy, flags.mixed_precision)  # profil, appareils, essai
     config = run.config  # un essai repris garde ses propres réglages
     blocks = training.reblock(load_blocks(config), run.block_size)
     with run.strategy.scope():  # les variables du modèle et de l'optimiseur sont créées sur chaque appareil
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> dict:
         after = math.exp(history.history["val_loss"][-1])
         print(f"Perplexité sur La Mare au diable : {format_decimal(before, 2)} avant, {format_decimal(after, 2)} après "
               "l'entraînement")
-        metrics = final.save_final(run, model, saver.tokenizer, history, (before, after))
+        metrics = final.save_final(run, model, saver.tokenizer, history, (before, after), save_model)
     if flags.push_to_hub:
         print(f"Envoyé : {hub.push_to_hub(config.finetuned_dir, flags.push_to_hub)}")
     print(f"Étape suivante : {step_command(4)}")

@@ -12,7 +12,7 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import tensorflow as tf
 
@@ -68,7 +68,6 @@ class TrainingRun:
     profile: Profile
     model_folder: str  # what TFAutoModelForCausalLM.from_pretrained loads: the base model, or the checkpoint
     run: Run
-    save_model: Callable[..., None]  # the lesson's: (model, tokenizer, folder) -> the folder steps 4 and 5 load
     resume_from: Path | None = None  # may be pruned once this run saves newer checkpoints: read it before training
     start_step: int = 0  # the resumed checkpoint's step, read once
     budget: float | None = None
@@ -159,10 +158,9 @@ class TrainingRun:
         return evaluation.remember_perplexity(self.config.models_dir, self._score_key(test_blocks), value)
 
 
-def prepare_run(config: Config, save_model: Callable[..., None], resume: bool = False, strategy: str = "auto",
+def prepare_run(config: Config, resume: bool = False, strategy: str = "auto",
                 mixed_precision: bool = False) -> TrainingRun:
-    """Decide, and say, how step 3 runs: budget, precision, devices, profile, and the run to start or continue.
-    `save_model` (the lesson's) writes the final model."""
+    """Decide, and say, how step 3 runs: budget, precision, devices, profile, and the run to start or continue."""
     budget = callbacks.parse_duration(config.time_budget) if config.time_budget else None  # fail fast if malformed
     if resume:
         config, run, checkpoint = _resumed(config)
@@ -177,8 +175,7 @@ def prepare_run(config: Config, save_model: Callable[..., None], resume: bool = 
     kind = "stratégie par défaut" if devices is tf.distribute.get_strategy() else type(devices).__name__
     print(f"Entraînement sur {devices.num_replicas_in_sync} appareil(s) ({kind})")
     start_step = read_state(checkpoint)["step"] if checkpoint else 0
-    return TrainingRun(config, devices, choose_profile(config.profile), folder, run, save_model, checkpoint, start_step,
-                       budget)
+    return TrainingRun(config, devices, choose_profile(config.profile), folder, run, checkpoint, start_step, budget)
 
 
 def _resumed(config: Config) -> tuple[Config, Run, Path]:

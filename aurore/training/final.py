@@ -11,6 +11,7 @@ import json
 import math
 import shutil
 from pathlib import Path
+from typing import Callable
 
 from aurore.atomic import publish, staging_dir
 from aurore.errors import AuroreError
@@ -19,8 +20,10 @@ from aurore.training import plots
 from aurore.training import RUN_SETTINGS, TrainingRun, script_name
 
 
-def save_final(training: TrainingRun, model, tokenizer, history, perplexities: tuple[float, float]) -> dict:
-    """The folder steps 4 and 5 load (see the module's docstring): a quick test run after a long one loses nothing."""
+def save_final(training: TrainingRun, model, tokenizer, history, perplexities: tuple[float, float],
+               save_model: Callable[[object, object, str], None]) -> dict:
+    """The folder steps 4 and 5 load (see the module's docstring), written by the lesson's `save_model(model,
+    tokenizer, folder)`: a quick test run after a long one loses nothing."""
     config, steps = training.config, training.history
     epochs = steps.per_epoch(history)
     metrics = {"perplexity_before": perplexities[0], "perplexity_after": perplexities[1], "run": training.run.name,
@@ -32,7 +35,7 @@ def save_final(training: TrainingRun, model, tokenizer, history, perplexities: t
     replaced = _perplexity_of(config.finetuned_dir)
     staging = staging_dir(config.models_dir, ".final-")
     try:
-        training.save_model(model, tokenizer, str(staging))
+        save_model(model, tokenizer, str(staging))
         _require_saved(staging)
         (staging / "README.md").write_text(model_card(config.base_model, metrics), encoding="utf-8")
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
