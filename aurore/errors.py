@@ -7,7 +7,6 @@ import inspect
 import os
 import re
 import sys
-import types
 from pathlib import Path
 from typing import Callable
 
@@ -71,26 +70,21 @@ def todo_message(number: str, file: str, function: str) -> tuple[str, str]:
 
 
 def unfinished_exercises(namespace: dict) -> list[tuple[str, str]]:
-    """(number, function) of each `todo("N")` placeholder left in a script's own functions and methods, nested ones
-    (Flask routes) included, in file order; read from the code, not run. A function whose docstring starts with
-    "Bonus" is optional (its flag may never be given) and is left out."""
+    """(number, function) of each `todo("N")` placeholder left in a script's own functions and methods, in file
+    order; read from the code, not run. Left out: a function whose docstring starts with "Bonus" (optional: its flag
+    may never be given), and functions nested in others, such as step 5's Flask routes (a request reaching one gets
+    the French error page, and the running server reloads the participant's fix)."""
     found: list[tuple[int, str, str]] = []
-
-    def visit(code: types.CodeType) -> None:
-        if "todo" in code.co_names:
-            number = next((c for c in code.co_consts if isinstance(c, str) and _EXERCISE.fullmatch(c)), None)
-            if number:
-                found.append((code.co_firstlineno, number, code.co_name))
-        for const in code.co_consts:
-            if isinstance(const, types.CodeType):
-                visit(const)
-
     for value in list(namespace.values()):
         members = vars(value).values() if inspect.isclass(value) else [value]
         for function in members:
-            if (inspect.isfunction(function) and function.__module__ == namespace.get("__name__")
-                    and not (function.__doc__ or "").startswith("Bonus")):
-                visit(function.__code__)
+            if (not inspect.isfunction(function) or function.__module__ != namespace.get("__name__")
+                    or (function.__doc__ or "").startswith("Bonus") or "todo" not in function.__code__.co_names):
+                continue
+            code = function.__code__
+            number = next((c for c in code.co_consts if isinstance(c, str) and _EXERCISE.fullmatch(c)), None)
+            if number:
+                found.append((code.co_firstlineno, number, code.co_name))
     return [(number, name) for _line, number, name in sorted(found)]
 
 

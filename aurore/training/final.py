@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from aurore import hub
 from aurore.atomic import publish, staging_dir
 from aurore.errors import AuroreError
 from aurore.text.french import format_decimal
@@ -61,7 +62,8 @@ def save_final(training: TrainingRun, model, tokenizer, history, perplexities: t
 
 def _require_saved(folder: Path) -> None:
     """What from_pretrained needs in steps 4 and 5: the weights, their configuration and the tokenizer."""
-    missing = [name for name in ("config.json", "tf_model.h5", "tokenizer_config.json") if not (folder / name).is_file()]
+    wanted = ("config.json", hub.TF_WEIGHTS, "tokenizer_config.json")
+    missing = [name for name in wanted if not (folder / name).is_file()]
     if missing:
         raise AuroreError(f"Le modèle final est incomplet : il y manque {', '.join(missing)} (exercice 3.9).",
                           f"Dans save_model() de aurore/{script_name()}, enregistrez le modèle ET le tokenizer dans "

@@ -10,8 +10,8 @@ In a `N_…_solution.py`, each part the participant writes sits between two mark
 A consigne is a hint, never the answer: a test checks that no line of the answer appears in it.
 `python -m aurore exercises` writes `N_….py` with each block replaced by its consigne and a `todo()` call; a
 step's main() names the first one left before it starts (a function whose docstring starts with "Bonus" is
-optional), and `todo()` itself stops anything that reaches it, both with a friendly message. A participant's edited exercise file is never overwritten
-without a backup.
+optional), and `todo()` itself stops anything that reaches it, both with a friendly message. A participant's
+edited exercise file is never overwritten without a backup.
 """
 
 from __future__ import annotations
