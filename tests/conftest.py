@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aurore.config import PACKAGE_DIR, Config
-from aurore.workshop.exercises import load_script
+from aurore.workshop.exercises import keras_registry_kept, load_script
 
 REPO = PACKAGE_DIR.parent
 
@@ -27,6 +27,14 @@ def run_script(args: list[str], env: dict, timeout: int = 300) -> subprocess.Com
     """Run a command the way a participant does, from the repository root."""
     return subprocess.run([sys.executable, *args], cwd=REPO, env={**os.environ, **env}, capture_output=True,
                           text=True, timeout=timeout)
+
+
+@pytest.fixture(autouse=True)
+def _keras_registry_per_test():
+    """A test that loads a step file (an unfinished step 6, say) registers its Keras classes by name: they must not
+    be the ones another test's `load_model` resolves."""
+    with keras_registry_kept():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,6 @@ with a hint in French); the exit status is non-zero when any exercise fails.
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import tempfile
 import traceback
 from pathlib import Path
@@ -16,30 +14,14 @@ import aurore  # noqa: F401  sets TF_USE_LEGACY_KERAS before TensorFlow loads
 from aurore.errors import AuroreError
 from aurore.workshop.checks import CHECKS
 from aurore.workshop.checks_base import Check, CheckFailed
-from aurore.workshop.exercises import ExerciseNotDone, load_script, script_for
-
-
-@contextlib.contextmanager
-def _keras_registry_unchanged():
-    """Loading a script registers its Keras layer classes by name ("aurore>TransformerBlock"); an unfinished
-    exercise must not replace the classes that later `load_model` calls resolve."""
-    def registry():
-        return sys.modules["tf_keras"].utils.get_custom_objects() if "tf_keras" in sys.modules else None
-
-    before = dict(registry() or {})
-    try:
-        yield
-    finally:
-        if registry() is not None:
-            registry().clear()
-            registry().update(before)
+from aurore.workshop.exercises import ExerciseNotDone, keras_registry_kept, load_script, script_for
 
 
 def grade(path: Path, step: int) -> dict[str, bool]:
     """Run every check of `step` against the script at `path`; print one line each; return {number: passed}."""
     if step not in CHECKS:
         raise AuroreError(f"L'étape {step} n'a pas d'exercices à vérifier.", f"Étapes vérifiables : {sorted(CHECKS)}.")
-    with _keras_registry_unchanged():
+    with keras_registry_kept():
         try:
             module = load_script(path)
         except Exception as error:  # a syntax error in the participant's file must still give a clear answer

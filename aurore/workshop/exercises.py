@@ -16,6 +16,7 @@ edited exercise file is never overwritten without a backup.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import itertools
@@ -26,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Iterator
 
 from aurore.config import PACKAGE_DIR
 from aurore.errors import AuroreError, todo_message
@@ -68,6 +70,23 @@ def todo(number: str) -> None:
     main() sees the placeholders before it starts: `aurore.errors.friendly_errors`.)"""
     caller = sys._getframe(1)
     raise ExerciseNotDone(*todo_message(number, caller.f_code.co_filename, caller.f_code.co_name))
+
+
+@contextlib.contextmanager
+def keras_registry_kept() -> Iterator[None]:
+    """Loading a script registers its Keras layer classes by name ("aurore>TransformerBlock"); inside this block a
+    script (an unfinished exercise, say) may do so, and the classes that later `load_model` calls resolve are the
+    ones registered before it."""
+    def registry() -> dict | None:
+        return sys.modules["tf_keras"].utils.get_custom_objects() if "tf_keras" in sys.modules else None
+
+    before = dict(registry() or {})
+    try:
+        yield
+    finally:
+        if registry() is not None:
+            registry().clear()
+            registry().update(before)
 
 
 def load_script(path: Path) -> ModuleType:
