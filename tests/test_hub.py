@@ -2,6 +2,7 @@
 
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,3 +90,34 @@ def test_hub_style_files_have_pytorchs_shapes(tmp_path):
     state = load_file(str(tmp_path / "model" / hub.SAFETENSORS_WEIGHTS))
     assert state["transformer.h.0.attn.c_attn.bias"].shape == (48,) and state["transformer.h.0.attn.c_attn.weight"].shape == (16, 48)
     assert state["transformer.wte.weight"].shape == (50, 16)
+
+
+def test_a_load_skips_the_random_start_and_gives_the_files_weights(tmp_path, monkeypatch):
+    import tensorflow as tf
+    from transformers import TFAutoModelForCausalLM
+
+    tiny_gpt2(tmp_path / "model")
+    folder = hub.tensorflow_folder(str(tmp_path / "model"), Config(workdir=tmp_path))
+    ids = np.array([[1, 2, 3, 4]])
+    reference = TFAutoModelForCausalLM.from_pretrained(folder)(ids).logits.numpy()  # a plain load: random start
+
+    draws = []
+    initializer = tf.keras.initializers.TruncatedNormal
+    monkeypatch.setattr(initializer, "__call__", lambda self, *a, **k: draws.append(a) or tf.zeros(a[0]))
+    with hub.loading(folder):
+        model = TFAutoModelForCausalLM.from_pretrained(folder)
+    assert draws == []  # no random weights drawn
+    np.testing.assert_array_equal(model(ids).logits.numpy(), reference)
+
+
+def test_a_folder_missing_weights_is_an_error_that_names_them(tmp_path):
+    import json
+
+    tiny_gpt2(tmp_path / "model")
+    folder = hub.tensorflow_folder(str(tmp_path / "model"), Config(workdir=tmp_path))
+    settings = json.loads((tmp_path / "model" / "config.json").read_text())
+    (Path(folder) / "config.json").write_text(json.dumps({**settings, "n_layer": 3}))  # a third block, not in the file
+    with pytest.raises(AuroreError) as error:
+        hub.load_causal_lm(folder, Config(workdir=tmp_path))
+    assert "incomplet" in error.value.what and "h_._2" in error.value.what
+    assert "3_train.py" in error.value.fix and "download-model" in error.value.fix

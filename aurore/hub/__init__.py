@@ -2,7 +2,8 @@
 
 - A hub id (`benjamin/gpt2-wechsel-french`) or a local folder go through the same functions.
 - `loading(name)` wraps a participant's own `from_pretrained` call: when the hub cannot be reached, loads use
-  the local cache at once instead of retrying for ~46 s per file, and a miss becomes one clear message.
+  the local cache at once instead of retrying for ~46 s per file, and a miss becomes one clear message; the
+  model's variables skip their random start, which the file's weights overwrite (`fast_init`).
 - The hub model ships PyTorch weights as `model.safetensors`. `transformers` would need torch to read them
   (`from_pt=True`); we read them with `safetensors.numpy` and copy them into the TensorFlow model, then save
   the result once as TensorFlow weights under `models/converted/`, so later loads are direct.
@@ -21,6 +22,7 @@ from typing import Iterator
 from aurore.atomic import publish, staging_dir
 from aurore.config import Config, from_namespace
 from aurore.errors import STANDIN_COMMAND, AuroreError, set_variable
+from aurore.hub.fast_init import weights_from_file
 
 TF_WEIGHTS = "tf_model.h5"
 SAFETENSORS_WEIGHTS = "model.safetensors"
@@ -104,12 +106,14 @@ def _explain(name: str, error: Exception) -> AuroreError:
 
 @contextlib.contextmanager
 def loading(name_or_path: str | Path) -> Iterator[None]:
-    """Around a participant's `from_pretrained` call: use the cache at once when the hub is unreachable, and turn a
-    failed load (unknown id, missing folder, offline cache miss) into one message that says what to do."""
+    """Around a participant's `from_pretrained` call: use the cache at once when the hub is unreachable, skip the
+    random start of weights the file overwrites (`fast_init`), and turn a failed load (unknown id, missing folder,
+    offline cache miss, weights missing) into one message that says what to do."""
     if not is_local(name_or_path):
         hub_reachable()
     try:
-        yield
+        with weights_from_file(name_or_path):
+            yield
     except AuroreError:
         raise
     except (OSError, ValueError) as error:
