@@ -23,6 +23,7 @@ from aurore.text.french import format_count, format_decimal
 from aurore.training import callbacks, evaluation
 from aurore.training.blocks import reblock  # noqa: F401  step 3 calls training.reblock
 from aurore.training.checkpoints import Run, latest_run, read_state, restore_optimizer
+from aurore.xla_cache import keep_compilations
 
 # The settings that define a run's schedule: stored with the run, restored by --resume.
 RUN_SETTINGS = ("epochs", "max_steps", "batch_size", "block_size", "learning_rate", "warmup_ratio", "weight_decay",
@@ -175,7 +176,10 @@ def prepare_run(config: Config, resume: bool = False, strategy: str = "auto",
     kind = "stratégie par défaut" if devices is tf.distribute.get_strategy() else type(devices).__name__
     print(f"Entraînement sur {devices.num_replicas_in_sync} appareil(s) ({kind})")
     start_step = read_state(checkpoint)["step"] if checkpoint else 0
-    return TrainingRun(config, devices, choose_profile(config.profile), folder, run, checkpoint, start_step, budget)
+    profile = choose_profile(config.profile)
+    if profile.jit_compile:  # the next run with the same shapes reads its train and test steps back, compiled
+        keep_compilations(config.models_dir / "xla-cache")
+    return TrainingRun(config, devices, profile, folder, run, checkpoint, start_step, budget)
 
 
 def _resumed(config: Config) -> tuple[Config, Run, Path]:

@@ -38,18 +38,22 @@ class StepHistory(tf.keras.callbacks.Callback):
 
 
 class Stopwatch(tf.keras.callbacks.Callback):
-    """Seconds spent in training steps and in fit's validations (metrics.json, benchmarks/step3_time.py)."""
+    """Seconds spent in training steps and in fit's validations (metrics.json, benchmarks/step3_time.py); the first
+    step apart too (it includes tracing the step, and compiling it unless XLA's cache has it)."""
 
     def __init__(self):
         super().__init__()
-        self.seconds = {"training_steps": 0.0, "validation": 0.0}
+        self.seconds = {"training_steps": 0.0, "first_step": None, "validation": 0.0}
         self._started = 0.0
 
     def on_train_batch_begin(self, batch, logs=None):
         self._started = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        self.seconds["training_steps"] += time.perf_counter() - self._started
+        seconds = time.perf_counter() - self._started
+        self.seconds["training_steps"] += seconds
+        if self.seconds["first_step"] is None:
+            self.seconds["first_step"] = seconds
 
     def on_test_begin(self, logs=None):
         self._started = time.perf_counter()
