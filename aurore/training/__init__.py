@@ -163,6 +163,9 @@ def prepare_run(config: Config, resume: bool = False, strategy: str = "auto",
                 mixed_precision: bool = False) -> TrainingRun:
     """Decide, and say, how step 3 runs: budget, precision, devices, profile, and the run to start or continue."""
     budget = callbacks.parse_duration(config.time_budget) if config.time_budget else None  # fail fast if malformed
+    # XLA-compiled steps (laptop profile) are read back at the next run with the same shapes. First: TensorFlow
+    # reads the setting when it first lists its devices.
+    keep_compilations(config.models_dir / "xla-cache")
     if resume:
         config, run, checkpoint = _resumed(config)
         folder = str(checkpoint)
@@ -176,10 +179,7 @@ def prepare_run(config: Config, resume: bool = False, strategy: str = "auto",
     kind = "stratégie par défaut" if devices is tf.distribute.get_strategy() else type(devices).__name__
     print(f"Entraînement sur {devices.num_replicas_in_sync} appareil(s) ({kind})")
     start_step = read_state(checkpoint)["step"] if checkpoint else 0
-    profile = choose_profile(config.profile)
-    if profile.jit_compile:  # the next run with the same shapes reads its train and test steps back, compiled
-        keep_compilations(config.models_dir / "xla-cache")
-    return TrainingRun(config, devices, profile, folder, run, checkpoint, start_step, budget)
+    return TrainingRun(config, devices, choose_profile(config.profile), folder, run, checkpoint, start_step, budget)
 
 
 def _resumed(config: Config) -> tuple[Config, Run, Path]:
