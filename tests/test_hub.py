@@ -121,3 +121,23 @@ def test_a_folder_missing_weights_is_an_error_that_names_them(tmp_path):
         hub.load_causal_lm(folder, Config(workdir=tmp_path))
     assert "incomplet" in error.value.what and "h_._2" in error.value.what
     assert "3_train.py" in error.value.fix and "download-model" in error.value.fix
+
+
+@pytest.mark.parametrize("prefix", ["transformer.", ""])
+def test_the_hub_files_layout_with_old_buffers_and_a_separate_head_converts_whole(tmp_path, prefix):
+    """The hub model's file holds attention-mask buffers and a separate `lm_head.weight` besides the weights; every
+    TensorFlow variable must still come from the file (a missing one would be an error, not a random weight)."""
+    from safetensors.numpy import load_file, save_file
+
+    original = tiny_gpt2(tmp_path / "model")
+    path = tmp_path / "model" / hub.SAFETENSORS_WEIGHTS
+    state = {name.removeprefix("transformer."): value for name, value in load_file(str(path)).items()}
+    state = {prefix + name: value for name, value in state.items()}
+    for block in range(2):
+        state[f"{prefix}h.{block}.attn.bias"] = np.tril(np.ones((16, 16), np.float32))[None, None]
+        state[f"{prefix}h.{block}.attn.masked_bias"] = np.array(-1e4, np.float32)
+    state["lm_head.weight"] = state[f"{prefix}wte.weight"]
+    save_file(state, str(path), metadata={"format": "pt"})
+    ids = np.array([[1, 2, 3, 4]])
+    loaded = hub.load_causal_lm(str(tmp_path / "model"), Config(workdir=tmp_path))
+    np.testing.assert_allclose(loaded(ids).logits.numpy(), original(ids).logits.numpy(), atol=1e-6)
