@@ -1,8 +1,9 @@
-"""XLA's compiled programs kept on disk between runs (standard library only: set before TensorFlow compiles).
+"""XLA's compiled programs kept on disk between starts (standard library only: set before TensorFlow compiles).
 
-Step 3's laptop profile compiles its whole train step with XLA, and the web app compiles its decoding programs:
-tens of seconds on a laptop, the same at every run with the same shapes. TensorFlow's persistent compilation cache
-(`--tf_xla_persistent_cache_directory`) writes each program once and reads it back at the next run.
+The web app compiles its decoding programs with XLA: seconds each on a laptop, the same at every start with the
+same shapes. TensorFlow's persistent compilation cache (`--tf_xla_persistent_cache_directory`) writes each program
+once and reads it back at the next start. (Step 3 does not use it: its first step is mostly tracing, not compiling,
+and a run's programs were not always found again by the next one: docs/benchmarks.md.)
 """
 
 from __future__ import annotations

@@ -5,10 +5,9 @@
 Builds (once) a base model of the hub model's depth and width (`build-standin --layers 12 --width 768 --vocab
 50257`: random-ish weights, the same cost per token) in a workdir of its own (needs AURORE_GUTENBERG_MIRROR), runs
 steps 1 and 2, then `aurore/3_train_solution.py` with its defaults twice:
-1. a first run: the base model's perplexity is measured before training, and XLA compiles the train and test
-   steps (models/xla-cache/ is emptied first);
+1. a first run: the base model's perplexity is measured before training;
 2. a second run: that figure is read back (models/perplexities.json), only fit's validation scores the book;
-3. a third run, the same again (the compiled steps of the second are in XLA's cache).
+3. a third run, the same again (a second sample of the usual case).
 For each it prints the wall-clock, the training steps' own time (and the first step's, which traces and compiles)
 and fit's validation time (metrics.json's "seconds"), and the ratio wall-clock / training steps, beside this
 machine's probe, all from the same run.
@@ -19,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -57,10 +55,9 @@ def main() -> None:
            "AURORE_BASE_MODEL": str(workdir / "models" / "standin")}
     prepare(workdir, env)
     (workdir / "models" / "perplexities.json").unlink(missing_ok=True)  # the first run measures the base model
-    shutil.rmtree(workdir / "models" / "xla-cache", ignore_errors=True)  # ... and compiles its steps
     print(machine_line())
     print(f"{'run':30} {'wall-clock':>10} {'train steps':>11} {'(first step)':>12} {'validation':>10} {'wall/train':>10}")
-    for label in ("first (base scored, compiles)", "second (base score reused)", "third (the same again)"):
+    for label in ("first (base model scored)", "second (base score reused)", "third (the same again)"):
         wall = step(["aurore/3_train_solution.py", "--max-steps", str(args.max_steps)], env)
         seconds = json.loads((workdir / "models" / "gpt2-george-sand" / "metrics.json").read_text())["seconds"]
         train, first, validation = seconds["training_steps"], seconds["first_step"], seconds["validation"]

@@ -485,19 +485,3 @@ def test_a_save_model_that_forgets_the_tokenizer_is_named_and_nothing_is_publish
     assert not config.finetuned_dir.exists() and not list(config.models_dir.glob(".final-*"))
     assert checkpoints.latest_run(config.checkpoints_dir).latest() is not None  # the training is kept
 
-
-def test_the_compiled_steps_are_kept_for_the_next_run_with_the_same_shapes(tokenized, tmp_path):
-    import shutil
-
-    config = tokenized.__class__(workdir=tmp_path, base_model=tokenized.base_model)
-    shutil.copytree(tokenized.tokenized_dir, config.tokenized_dir)
-    programs = []
-    for _ in range(3):
-        result = run_script(["aurore/3_train_solution.py", *args(config, "--max-steps", "4", "--profile", "laptop")],
-                            {"TF_XLA_FLAGS": ""})
-        assert result.returncode == 0, result.stderr[-2000:]
-        programs.append(sorted(path.name for path in (config.models_dir / "xla-cache").rglob("*.pb")))
-    assert programs[0]  # the first run wrote its compiled steps (its first evaluation, the train and test steps)
-    # The second run does not evaluate first (its base score is kept), so its programs count differently and are
-    # compiled once more; the third, like the second, reads them all back.
-    assert programs[2] == programs[1]

@@ -23,7 +23,6 @@ from aurore.text.french import format_count, format_decimal
 from aurore.training import callbacks, evaluation
 from aurore.training.blocks import reblock  # noqa: F401  step 3 calls training.reblock
 from aurore.training.checkpoints import Run, latest_run, read_state, restore_optimizer
-from aurore.xla_cache import keep_compilations
 
 # The settings that define a run's schedule: stored with the run, restored by --resume.
 RUN_SETTINGS = ("epochs", "max_steps", "batch_size", "block_size", "learning_rate", "warmup_ratio", "weight_decay",
@@ -163,9 +162,6 @@ def prepare_run(config: Config, resume: bool = False, strategy: str = "auto",
                 mixed_precision: bool = False) -> TrainingRun:
     """Decide, and say, how step 3 runs: budget, precision, devices, profile, and the run to start or continue."""
     budget = callbacks.parse_duration(config.time_budget) if config.time_budget else None  # fail fast if malformed
-    # XLA-compiled steps (laptop profile) are read back at the next run with the same shapes. First: TensorFlow
-    # reads the setting when it first lists its devices.
-    keep_compilations(config.models_dir / "xla-cache")
     if resume:
         config, run, checkpoint = _resumed(config)
         folder = str(checkpoint)
