@@ -4,7 +4,7 @@
 
 Builds (once) a base model of the hub model's depth and width (`build-standin --layers 12 --width 768 --vocab
 50257`: random-ish weights, the same cost per token) in a workdir of its own (needs AURORE_GUTENBERG_MIRROR), runs
-steps 1 and 2, then `aurore/3_train_solution.py` with its defaults twice:
+steps 1 and 2, then `aurore/3_train_solution.py` with its defaults three times:
 1. a first run: the base model's perplexity is measured before training;
 2. a second run: that figure is read back (models/perplexities.json), only fit's validation scores the book;
 3. a third run, the same again (a second sample of the usual case).

@@ -7,7 +7,7 @@ for every new tensor shape and every new Python value. So:
 - shapes come from a few buckets: the decoding step's rows (1 or 8) and cache length (prompt + new tokens: 128,
   256, ...), the prefill's prompt length (16, 64, 256, ...); the web app compiles them in the background as soon as
   its page is open (`warm_up`: first the three programs a lone request needs), and XLA keeps them on disk for the next
-  start (`aurore/xla_cache.py`);
+  start (`keep_compilations`);
 - everything that varies per request is a tensor argument, one value per row (`xla_programs`), so requests with any
   mix of settings share the steps;
 - each decoding step feeds ONE token per row through the model, at the row's own position, reusing the keys and
@@ -23,6 +23,10 @@ reference.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import platform
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -117,3 +121,23 @@ class CompiledGenerator:
 
     def token_text(self, token_id: int) -> str:
         return self.tokenizer.decode([token_id])
+
+
+def keep_compilations(folder: Path) -> Path:
+    """Keep XLA's compiled programs on disk, so the next start of the server reads them instead of compiling.
+
+    TensorFlow's persistent compilation cache is keyed by the program; a program compiled for one CPU may crash
+    on another (its instructions), so each kind of CPU and TensorFlow version gets its own folder. Call before
+    the first compilation of the process (the flag is read then).
+    """
+    try:
+        cpu = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        cpu = platform.processor()
+    kind = hashlib.sha256(f"{platform.machine()} {cpu} {tf.__version__}".encode()).hexdigest()[:12]
+    folder = Path(folder) / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    if "persistent_cache_directory" not in flags:
+        os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={folder}".strip()
+    return folder

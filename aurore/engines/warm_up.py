@@ -2,7 +2,7 @@
 
 The web app opens its page as soon as the models are loaded and compiles in the background (first the three
 programs a lone request needs: `aurore/web/__init__.py`); XLA keeps the programs on disk for the next start
-(`aurore/xla_cache.py`). Each program is prepared by running it once on a dummy request of its shape.
+(`fastgen.keep_compilations`). Each program is prepared by running it once on a dummy request of its shape.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ class StepHistory(tf.keras.callbacks.Callback):
 
 class Stopwatch(tf.keras.callbacks.Callback):
     """Seconds spent in training steps and in fit's validations (metrics.json, benchmarks/step3_time.py); the first
-    step apart too (it includes tracing the step, and compiling it unless XLA's cache has it)."""
+    step apart too (it includes tracing and compiling the step)."""
 
     def __init__(self):
         super().__init__()

@@ -37,7 +37,6 @@ from aurore.web import forms, pages, reload
 from aurore.web.forms import (FIELDS, MAX_PROMPT_CHARS, Models, RequestError, Served,  # noqa: F401
                           readable, validate)
 from aurore.web.serving import GenerationService
-from aurore.xla_cache import keep_compilations
 
 TEMPLATES = str(Path(__file__).parent / "templates")  # the page's HTML (Jinja templates), CSS and script: no CDN
 STATIC = str(Path(__file__).parent / "static")
@@ -151,7 +150,7 @@ def load_models(config: Config, flags: argparse.Namespace) -> Models:
     """Load the models once: step 3's model (else the base model), the base model beside a fine-tuned one (for
     "Comparer"; not with --no-base), and step 6's model when it exists."""
     if flags.engine == "compiled":
-        keep_compilations(config.models_dir / "xla-cache")
+        fastgen.keep_compilations(config.models_dir / "xla-cache")
     choice = generation.choose_model(config)
     print(choice.describe())
     seed_chosen = getattr(flags, "seed", None) is not None or bool(os.environ.get("AURORE_SEED"))
