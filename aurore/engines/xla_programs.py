@@ -49,6 +49,12 @@ class DecodingPrograms:
         self.place = tf.function(self._place_rows, jit_compile=jit_compile, autograph=False,
                                  input_signature=[caches, net.cache_spec(), rows])
 
+    def trace(self, *names: str) -> None:
+        """Trace these programs ("decode", "prefill", "place"; once: later calls return at once). Their order must
+        be the same at every start: XLA's persistent cache names a program after the functions traced before it."""
+        for name in names:
+            getattr(self, name).get_concrete_function()
+
     def read_prompts(self, caches: Caches, reads: list[list[int]], sources: np.ndarray,
                      prompt_buckets: tuple[int, ...]) -> Caches:
         """The caches with prompts `reads` (each prompt but its last token) read in one prefill and written into

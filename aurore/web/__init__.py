@@ -184,7 +184,8 @@ def _warm_up(models: Models) -> None:
     try:
         for service in compiled:  # first what a lone request needs: one row, a short prompt
             start = time.perf_counter()
-            programs = service.engine.warm_up(WARM_LENGTHS, batches=(1,), prompts=fastgen.PROMPT_BUCKETS[:1])
+            programs = service.engine.warm_up(WARM_LENGTHS, batches=(1,), prompts=fastgen.PROMPT_BUCKETS[:1],
+                                               workers=2)
             service.ready.set()
             print(f"Décodage compilé ({labels[id(service)]}) : {programs} programmes prêts en "
                   f"{time.perf_counter() - start:.0f} s (le code compilé est gardé dans models/xla-cache pour les "
