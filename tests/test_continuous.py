@@ -105,3 +105,27 @@ def test_a_closed_stream_frees_its_rows_for_the_next_request(compiled):
     texts = service.generate("Le", sampling(3, 4))
     assert engine.slots.calls - calls <= 2  # not the 7 calls the closed texts' 55 tokens would have taken
     assert texts == compiled.generate_rows(generation.rows_for("Le", sampling(3, 4)))
+
+
+def test_the_service_is_busy_while_a_request_waits_or_is_written_and_the_warm_up_yields_until_then(compiled):
+    from aurore.web import yield_to_requests
+
+    service = GenerationService(SlowEngine(compiled), timeout=60)
+    assert not service.busy
+    seed = long_text_seed(compiled, "La", 40)
+    job = service.submit("La", sampling(40, seed), streaming=True)
+    assert service.busy  # queued, or already being written
+    yield_to_requests([service], limit=60)  # returns once the text is written, long before the limit
+    assert job.done and not service.busy
+    assert len(compiled.tokenizer(job.texts[0])["input_ids"]) > 30
+
+
+def test_the_warm_up_yields_at_most_its_limit_to_a_steady_stream_of_requests():
+    from aurore.web import yield_to_requests
+
+    class AlwaysBusy:
+        busy = True
+
+    start = time.monotonic()
+    yield_to_requests([AlwaysBusy()], limit=0.3)
+    assert 0.3 <= time.monotonic() - start < 5

@@ -114,10 +114,11 @@ class CompiledGenerator:
         return self.model(ids, training=False).logits[:, -1]
 
     def warm_up(self, lengths: tuple[int, ...] = (128,), batches: tuple[int, ...] = BATCH_BUCKETS,
-                prompts: tuple[int, ...] | None = None, workers: int = 1) -> int:
+                prompts: tuple[int, ...] | None = None, workers: int = 1,
+                before_each: Callable[[], None] | None = None) -> int:
         """Compile programs before requests need them (see `warm_up.WarmUp.run`); returns how many this call
         prepared."""
-        return self._warm_up.run(lengths, batches, prompts, workers)
+        return self._warm_up.run(lengths, batches, prompts, workers, before_each)
 
     def token_text(self, token_id: int) -> str:
         return self.tokenizer.decode([token_id])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from aurore.engines.generation import Sampling
 from aurore.engines.slots import Slots
@@ -27,11 +27,13 @@ class WarmUp:
         self.prepared: set[tuple] = set()
 
     def run(self, lengths: tuple[int, ...] = (128,), batches: tuple[int, ...] = BATCH_BUCKETS,
-            prompts: tuple[int, ...] | None = None, workers: int = 1) -> int:
+            prompts: tuple[int, ...] | None = None, workers: int = 1,
+            before_each: Callable[[], None] | None = None) -> int:
         """Compile (or read from the persistent cache) programs before requests need them: for each row count and
         cache length, the decoding step, and per prompt bucket (default: all that fit) the prefills of 1, 4 and 8
         prompts at once and their placing into the rows. With `workers` > 1, programs are prepared side by side
-        (XLA lowers and compiles outside Python's lock: two cores, two programs).
+        (XLA lowers and compiles outside Python's lock: two cores, two programs). `before_each` is called before
+        each program (the server waits there while requests are being written).
         Programs an earlier call prepared are skipped. Returns how many programs this call prepared."""
         g, before = self.generator, len(self.prepared)
         decodes, prefills = [], []
@@ -46,7 +48,7 @@ class WarmUp:
         # lone request, 124M shape); a tracing beside them does not (it holds Python's lock).
         g.programs.trace("prefill", "place", "decode")
         with ThreadPoolExecutor(workers, thread_name_prefix="warm-up") as pool:
-            for job in [pool.submit(job) for job in [*decodes, *prefills]]:
+            for job in [pool.submit(_after(before_each, job)) for job in [*decodes, *prefills]]:
                 job.result()  # an error in one is raised here
         return len(self.prepared) - before
 
@@ -67,3 +69,12 @@ class WarmUp:
         slots.admit([self.generator.eos], [Sampling(max_new_tokens=1)] * batch, min_length=length)
         slots.advance(1)
         self.prepared.add(("decode", batch, length))
+
+
+def _after(first: Callable[[], None] | None, job: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        if first is not None:
+            first()
+        job()
+
+    return run

@@ -43,6 +43,7 @@ STATIC = str(Path(__file__).parent / "static")
 MAX_REQUEST_BYTES = 16 * 1024
 WARM_LENGTHS = (128,)  # cache lengths compiled first (prompt + new tokens up to 128), the page already open ...
 LATER_LENGTHS = (256,)  # ... and then these (a longer request compiles its own once)
+YIELD_LIMIT = 5.0  # seconds the later compilations wait, each, for the requests being written
 
 
 def page_context(models: Models, form: dict | None = None, **context) -> dict:
@@ -192,7 +193,7 @@ def _warm_up(models: Models) -> None:
                   "prochains démarrages)", flush=True)
         for lengths in (WARM_LENGTHS, LATER_LENGTHS):  # then 8 rows, longer prompts, longer texts
             for service in compiled:
-                service.engine.warm_up(lengths)
+                service.engine.warm_up(lengths, before_each=lambda: yield_to_requests(compiled))
         for served in models.served.values():
             served.service.engine.next_token_logits(".")
     except Exception as error:  # requests will compile what they need (and say what fails); never leave them waiting
@@ -200,6 +201,14 @@ def _warm_up(models: Models) -> None:
     finally:
         for service in compiled:
             service.ready.set()
+
+
+def yield_to_requests(services: list[GenerationService], limit: float = YIELD_LIMIT) -> None:
+    """Wait while a service writes texts, `limit` seconds at most: the next compilation waits for the answers (on
+    two cores it would slow them), and goes on under a steady stream of requests."""
+    deadline = time.monotonic() + limit
+    while any(service.busy for service in services) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _gpt2_service(folder: str, config: Config, flags: argparse.Namespace) -> GenerationService:

@@ -146,6 +146,7 @@ class ContinuousWorker:
     def __init__(self, engine: ContinuousEngine, queue: JobQueue, batch_window: float):
         self.engine, self.queue, self.batch_window = engine, queue, batch_window
         self.batches = 0  # how many engine calls were made (tests and /healthz read it)
+        self.writing = 0  # requests whose texts are being written now
 
     def _admit(self, slots: RowSlots, running: dict[Job, list[int]], completed: bool) -> None:
         """Wait for work when there is none; then give the oldest waiting requests the free slots. Just after texts
@@ -168,7 +169,7 @@ class ContinuousWorker:
         slots, running, completed = self.engine.open_slots(), {}, False
         while True:
             self._admit(slots, running, completed)
-            completed = False
+            self.writing, completed = len(running), False
             # A streamed request sees its first token at once; then every STREAM_CHUNK tokens, or sooner: when a
             # text is complete (its client gets it at once, and its next request a free row), or when one writes
             # end-of-text while a request waits for a row.
@@ -190,3 +191,4 @@ class ContinuousWorker:
                         slots.release(slot)
                     del running[job]
                     completed = completed or done
+            self.writing = len(running)

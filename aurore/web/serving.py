@@ -45,6 +45,11 @@ class GenerationService:
         return len(self._queue)
 
     @property
+    def busy(self) -> bool:
+        """Requests wait or are being written (the compiled decoder's worker; the others say False)."""
+        return bool(len(self._queue) or getattr(self._worker, "writing", 0))
+
+    @property
     def batches(self) -> int:
         """How many engine calls were made (tests and /healthz read it)."""
         return self._worker.batches
