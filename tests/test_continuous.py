@@ -129,3 +129,32 @@ def test_the_warm_up_yields_at_most_its_limit_to_a_steady_stream_of_requests():
     start = time.monotonic()
     yield_to_requests([AlwaysBusy()], limit=0.3)
     assert 0.3 <= time.monotonic() - start < 5
+
+
+def test_a_second_models_warm_up_waits_for_the_first_models_request(tiny_model_dir):
+    """With the base model beside the fine-tuned one, the first request to the fine-tuned model is answered
+    before the base model's programs are prepared (on two cores they would slow it)."""
+    from aurore import web
+
+    class SlowCompiled(fastgen.CompiledGenerator):
+        def open_slots(self):
+            return SlowSlots(super().open_slots())
+
+    generator = generation.load_generator(str(tiny_model_dir), Config(workdir=tiny_model_dir.parent))
+    first = GenerationService(SlowCompiled(generator.model, generator.tokenizer), timeout=60, ready=threading.Event())
+    second = GenerationService(SlowCompiled(generator.model, generator.tokenizer), timeout=60,
+                               ready=threading.Event())
+    seen = {}
+
+    def second_warm_up(*args, **kwargs):
+        seen["first request done"] = job.done
+        raise RuntimeError("stop here")  # web._warm_up says so and marks every model ready
+
+    second.engine.warm_up = second_warm_up
+    info = generation.ModelInfo(str(tiny_model_dir), False)
+    models = web.Models({"gpt2": web.Served(first, info), "base": web.Served(second, info)})
+    seed = long_text_seed(first.engine, "La", 40)
+    job = first.submit("La", sampling(40, seed))
+    web._warm_up(models)
+    assert seen == {"first request done": True}
+    assert second.ready.is_set()

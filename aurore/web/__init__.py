@@ -184,6 +184,7 @@ def _warm_up(models: Models) -> None:
                 if isinstance(served.service.engine, fastgen.CompiledGenerator)]
     try:
         for service in compiled:  # first what a lone request needs: one row, a short prompt
+            yield_to_requests([ready for ready in compiled if ready.ready.is_set()])  # the models already served
             start = time.perf_counter()
             programs = service.engine.warm_up(WARM_LENGTHS, batches=(1,), prompts=fastgen.PROMPT_BUCKETS[:1],
                                                workers=2)
