@@ -12,7 +12,8 @@ server's own line about its compiled programs:
 3. third start, cache kept: the same again (a second sample);
 then the seconds from saving an edit of the step-5 script (a new route) to that route's first answer, the server
 running (no restart: aurore/web/reload.py); then, with a fine-tuned model (a copy of the base), the start and memory
-with the base model served beside it (for the compare page) and without it (`--no-base`).
+with the base model served beside it (for the compare page: twice, the first start compiling that pair's programs)
+and without it (`--no-base`).
 """
 
 from __future__ import annotations
@@ -148,7 +149,9 @@ def main() -> None:
     # With a fine-tuned model (here: a copy of the converted base), the base model is served beside it.
     converted = next(path.parent for path in (workdir / "models").rglob("tf_model.h5") if standin not in path.parents)
     shutil.copytree(converted, finetuned)
-    for label, flags in (("fine-tuned + base beside, cache kept", ()), ("fine-tuned alone (--no-base)", ("--no-base",))):
+    # A process that loads two models traces its programs under other names: its first start compiles them.
+    for label, flags in (("fine-tuned + base beside, first time", ()), ("fine-tuned + base beside, cache kept", ()),
+                         ("fine-tuned alone (--no-base)", ("--no-base",))):
         report(label, env, *flags)
 
 

@@ -156,6 +156,7 @@ class ContinuousWorker:
         if completed and running and slots.free and not len(self.queue):
             self.queue.wait_until(lambda: len(self.queue), self.batch_window)
         admitted = self.queue.take(slots.free)
+        self.writing = len(running) + len(admitted)  # busy from here: their prompts are read first
         try:  # the prompts of the requests that join now are read in one pass
             running.update(zip(admitted, slots.admit_requests([job.rows for job in admitted])))
         except Exception:  # e.g. one too long for the model: admitted one by one, only that one fails
