@@ -158,3 +158,18 @@ def test_a_second_models_warm_up_waits_for_the_first_models_request(tiny_model_d
     web._warm_up(models)
     assert seen == {"first request done": True}
     assert second.ready.is_set()
+
+
+def test_after_a_failed_step_the_service_is_no_longer_busy(compiled):
+    class FailingSlots(SlowSlots):
+        def advance(self, steps, refill=False):
+            raise RuntimeError("le calcul a échoué")
+
+    class FailingEngine(SlowEngine):
+        def open_slots(self):
+            return FailingSlots(self.compiled.open_slots())
+
+    service = GenerationService(FailingEngine(compiled), timeout=60)
+    with pytest.raises(RuntimeError, match="échoué"):
+        service.generate("La", sampling(8, 0))
+    assert not service.busy  # the warm-up would otherwise wait its limit before every program

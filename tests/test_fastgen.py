@@ -299,35 +299,3 @@ def test_prompts_that_join_together_are_read_in_one_prefill_and_write_what_each_
         slots.advance(5)
     assert [slots.new_ids(s[0]) for s in admitted] == alone
 
-
-WARM_START = """
-import sys
-from pathlib import Path
-from aurore.config import Config
-from aurore.engines import fastgen, generation
-from aurore.workshop.fixtures import tiny_model_folder
-
-cache = fastgen.keep_compilations(Path(sys.argv[1]) / "xla-cache")
-folder = tiny_model_folder(Path(sys.argv[1]) / "model")
-generator = generation.load_generator(str(folder), Config(workdir=folder.parent))
-compiled = fastgen.CompiledGenerator(generator.model, generator.tokenizer)
-print("programs", compiled.warm_up((64,), batches=(1,), prompts=(16,), workers=2))
-ids = generator.tokenizer("La rivière")["input_ids"]
-print("greedy", compiled.generate_ids([ids], generation.Sampling(max_new_tokens=8, do_sample=False))[0])
-print("files", len(list(cache.iterdir())))
-"""
-
-
-def test_a_second_start_reads_the_programs_lowered_side_by_side_from_the_cache(tmp_path):
-    """The server's first programs are lowered on two threads; their names (the cache's keys) must not depend on
-    which thread got there first, or every start would compile again."""
-    def start() -> dict:
-        result = subprocess.run([sys.executable, "-c", WARM_START, str(tmp_path)], env={**os.environ, "PYTHONPATH": str(REPO)},
-                                capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stderr[-3000:]
-        return dict(line.split(" ", 1) for line in result.stdout.splitlines() if line.startswith(("programs", "greedy", "files")))
-
-    first, second = start(), start()
-    assert first["programs"] == second["programs"] == "3"  # prefill, placing, decoding step
-    assert first["files"] == second["files"] == "3"  # written by the first start, all read back by the second
-    assert first["greedy"] == second["greedy"]

@@ -36,20 +36,37 @@ class WarmUp:
         each program (the server waits there while requests are being written).
         Programs an earlier call prepared are skipped. Returns how many programs this call prepared."""
         g, before = self.generator, len(self.prepared)
-        decodes, prefills = [], []
+        programs = {}  # what each job prepares -> the job
         for length in sorted({min(length, g.context_size) for length in lengths}):
             for batch in batches:
-                decodes.append(functools.partial(self._decode, batch, length))
-                prefills += [functools.partial(self._prefill, batch, length, count, prompt)
-                             for prompt in prompts or g.prompt_buckets(length)
-                             for count in (n for n in PREFILL_ROWS if n <= batch)]
+                programs[("decode", batch, length)] = functools.partial(self._decode, batch, length)
+                for prompt in prompts or g.prompt_buckets(length):
+                    for count in (n for n in PREFILL_ROWS if n <= batch):
+                        programs[("place", batch, length, count, prompt)] = functools.partial(
+                            self._prefill, batch, length, count, prompt)
+        jobs = [job for key, job in programs.items() if key not in self.prepared]
+
+        def prepare(job: Callable[[], None]) -> None:
+            if before_each is not None:
+                before_each()
+            job()
+
         # Traced first, in a fixed order (XLA's cache knows a program by its traced name), then lowered and compiled
         # side by side: two lowerings on two cores overlap well (1.8 s instead of 2.5 for the three programs of a
         # lone request, 124M shape); a tracing beside them does not (it holds Python's lock).
         g.programs.trace("prefill", "place", "decode")
-        with ThreadPoolExecutor(workers, thread_name_prefix="warm-up") as pool:
-            for job in [pool.submit(_after(before_each, job)) for job in [*decodes, *prefills]]:
-                job.result()  # an error in one is raised here
+        if workers == 1:  # on this thread, which Ctrl-C abandons with the server
+            for job in jobs:
+                prepare(job)
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="warm-up") as pool:
+                futures = [pool.submit(prepare, job) for job in jobs]
+                try:
+                    for future in futures:
+                        future.result()  # an error in one is raised here...
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)  # ...and the programs not started yet are left
+                    raise
         return len(self.prepared) - before
 
     def _prefill(self, batch: int, length: int, count: int, prompt: int) -> None:
@@ -70,11 +87,3 @@ class WarmUp:
         slots.advance(1)
         self.prepared.add(("decode", batch, length))
 
-
-def _after(first: Callable[[], None] | None, job: Callable[[], None]) -> Callable[[], None]:
-    def run() -> None:
-        if first is not None:
-            first()
-        job()
-
-    return run

@@ -43,7 +43,7 @@ STATIC = str(Path(__file__).parent / "static")
 MAX_REQUEST_BYTES = 16 * 1024
 WARM_LENGTHS = (128,)  # cache lengths compiled first (prompt + new tokens up to 128), the page already open ...
 LATER_LENGTHS = (256,)  # ... and then these (a longer request compiles its own once)
-YIELD_LIMIT = 5.0  # seconds the later compilations wait, each, for the requests being written
+YIELD_LIMIT = 5.0  # seconds a compilation waits at most for the requests being written (then it goes on)
 
 
 def page_context(models: Models, form: dict | None = None, **context) -> dict:
@@ -177,14 +177,15 @@ def load_models(config: Config, flags: argparse.Namespace) -> Models:
 def _warm_up(models: Models) -> None:
     """While the page is already open: compile the decoders (or read them from XLA's persistent cache), each
     service starting its work as soon as its model is ready (requests sent before wait for it), then the longer
-    buffers and the next-token chart's graphs. One thread, always in the same order: XLA's persistent cache knows a
-    program by names that count the functions traced before it."""
+    buffers and the next-token chart's graphs. Traced in this one thread, always in the same order (XLA's persistent
+    cache knows a program by names that count the functions traced before it); a model's first three programs are
+    then lowered on two threads. Compilations wait while requests are being written (`yield_to_requests`)."""
     labels = {id(served.service): served.info.label for served in models.served.values()}
     compiled = [served.service for served in models.served.values()
                 if isinstance(served.service.engine, fastgen.CompiledGenerator)]
     try:
         for service in compiled:  # first what a lone request needs: one row, a short prompt
-            yield_to_requests([ready for ready in compiled if ready.ready.is_set()])  # the models already served
+            yield_to_requests([served for served in compiled if served.ready.is_set()])  # models already served
             start = time.perf_counter()
             programs = service.engine.warm_up(WARM_LENGTHS, batches=(1,), prompts=fastgen.PROMPT_BUCKETS[:1],
                                                workers=2)

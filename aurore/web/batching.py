@@ -155,8 +155,9 @@ class ContinuousWorker:
         self.queue.wait_until(lambda: len(self.queue) or running)
         if completed and running and slots.free and not len(self.queue):
             self.queue.wait_until(lambda: len(self.queue), self.batch_window)
+        self.writing = len(running) + len(self.queue)  # busy from here on: the requests taken are read first
         admitted = self.queue.take(slots.free)
-        self.writing = len(running) + len(admitted)  # busy from here: their prompts are read first
+        self.writing = len(running) + len(admitted)
         try:  # the prompts of the requests that join now are read in one pass
             running.update(zip(admitted, slots.admit_requests([job.rows for job in admitted])))
         except Exception:  # e.g. one too long for the model: admitted one by one, only that one fails
@@ -180,6 +181,7 @@ class ContinuousWorker:
                 slots.advance(steps, refill=bool(len(self.queue)))
                 self.batches += 1
             except Exception as error:  # the next requests start afresh
+                self.writing = 0  # before the failed requests hear of it: nothing is being written any more
                 fail(running, error)
                 slots, running = self.engine.open_slots(), {}
                 continue

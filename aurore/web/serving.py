@@ -46,7 +46,7 @@ class GenerationService:
 
     @property
     def busy(self) -> bool:
-        """Requests wait or are being written (the compiled decoder's worker; the others say False)."""
+        """Requests wait, or are being written (only the compiled decoder's worker tells the second)."""
         return bool(len(self._queue) or getattr(self._worker, "writing", 0))
 
     @property

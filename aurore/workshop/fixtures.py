@@ -33,12 +33,13 @@ def tiny_blocks(rows: int = 8, length: int = 8):
     return DatasetDict(train=split, test=split)
 
 
-def tiny_model(vocab_size: int = 50):
+def tiny_model(vocab_size: int = 50, n_layer: int = 1):
     import tensorflow as tf
     from transformers import GPT2Config, TFGPT2LMHeadModel
 
     tf.keras.utils.set_random_seed(0)
-    model = TFGPT2LMHeadModel(GPT2Config(vocab_size=vocab_size, n_positions=64, n_embd=16, n_layer=1, n_head=2))
+    model = TFGPT2LMHeadModel(GPT2Config(vocab_size=vocab_size, n_positions=64, n_embd=16, n_layer=n_layer,
+                                         n_head=2))
     model(model.dummy_inputs)
     return model
 
