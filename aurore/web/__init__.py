@@ -235,6 +235,12 @@ def serve(app: Flask, listener: socket.socket, flags: argparse.Namespace, models
     print(f"Page prête : http://{'127.0.0.1' if flags.host == '0.0.0.0' else flags.host}:{flags.port}/generate "
           "(Ctrl-C pour arrêter)")
     waitress_serve(wsgi_app(app, flags, models, script), sockets=[listener], threads=flags.threads)
+    # Back here after Ctrl-C (waitress stops on it). Leave at once: the warm-up may be inside TensorFlow, where
+    # Python's own exit would stop its thread mid-call (a C++ abort, "FATAL: exception not rethrown") or wait for
+    # its compilations.
+    print("\nServeur arrêté (Ctrl-C).", flush=True)
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def wsgi_app(app: Flask, flags: argparse.Namespace, models: Models | None, script: str | None):
