@@ -86,4 +86,3 @@ class WarmUp:
         slots.admit([self.generator.eos], [Sampling(max_new_tokens=1)] * batch, min_length=length)
         slots.advance(1)
         self.prepared.add(("decode", batch, length))
-
