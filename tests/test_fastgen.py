@@ -298,4 +298,3 @@ def test_prompts_that_join_together_are_read_in_one_prefill_and_write_what_each_
     while slots.busy:
         slots.advance(5)
     assert [slots.new_ids(s[0]) for s in admitted] == alone
-

@@ -1,9 +1,14 @@
-"""The server's start: the decoder's blocks share one trace, and the first programs, lowered on two threads, are read
-back from XLA's cache by the next start."""
+"""The server's start: the decoder's blocks share one trace, the first programs, lowered on two threads, are read
+back from XLA's cache by the next start, and Ctrl-C during the warm-up stops the server cleanly."""
 
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 from aurore.config import Config
 from aurore.engines import fastgen, generation
@@ -64,3 +69,29 @@ def test_a_second_start_reads_the_programs_lowered_side_by_side_from_the_cache(t
     first, second = start(), start()
     assert first["programs"] == second["programs"] == "3"  # prefill, placing, decoding step
     assert first["files"] == second["files"] == "3"  # written by the first start, all read back by the second
+
+
+def test_ctrl_c_while_the_decoder_compiles_stops_the_server_at_once_and_says_so(tiny_model_dir, tmp_path):
+    """Ctrl-C as soon as the page opens (the decoder still traced in the background) ends the server cleanly:
+    Python's own exit would stop the warm-up thread inside TensorFlow (a C++ abort) or wait for its compilations."""
+    shutil.copytree(tiny_model_dir, Config(workdir=tmp_path).finetuned_dir)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "aurore/5_flask_solution.py", "--port", str(port), "--no-base"],
+                              cwd=REPO, env={**os.environ, "AURORE_WORKDIR": str(tmp_path)},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+                break
+            except OSError:
+                time.sleep(0.02)
+        server.send_signal(signal.SIGINT)
+        output = server.communicate(timeout=60)[0]
+    finally:
+        server.kill()
+    assert server.returncode == 0, output[-2000:]
+    assert output.rstrip().endswith("Serveur arrêté (Ctrl-C).") and "FATAL" not in output

@@ -484,4 +484,3 @@ def test_a_save_model_that_forgets_the_tokenizer_is_named_and_nothing_is_publish
     assert stopped.value.code == 1 and "tokenizer_config.json" in err and "exercice 3.9" in err
     assert not config.finetuned_dir.exists() and not list(config.models_dir.glob(".final-*"))
     assert checkpoints.latest_run(config.checkpoints_dir).latest() is not None  # the training is kept
-

@@ -471,39 +471,3 @@ def test_step5_reads_its_sampling_settings_from_flags_and_variables(tiny_model_d
     assert 'name="temperature" type="number" value="0.5"' in page
     seeded = web.load_models(*parse_args(step5.__doc__, [*argv, "--seed", "3"], step=5, extra=web.add_server_flags))
     assert seeded.fields["seed"].default == 3
-
-
-def test_ctrl_c_while_the_decoder_compiles_stops_the_server_at_once_and_says_so(tiny_model_dir, tmp_path):
-    """Ctrl-C as soon as the page opens (the decoder still traced in the background) ends the server cleanly:
-    Python's own exit would stop the warm-up thread inside TensorFlow (a C++ abort) or wait for its compilations."""
-    import os
-    import shutil
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import urllib.request
-
-    from conftest import REPO
-
-    shutil.copytree(tiny_model_dir, Config(workdir=tmp_path).finetuned_dir)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "aurore/5_flask_solution.py", "--port", str(port), "--no-base"],
-                              cwd=REPO, env={**os.environ, "AURORE_WORKDIR": str(tmp_path)},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
-                break
-            except OSError:
-                time.sleep(0.02)
-        server.send_signal(signal.SIGINT)
-        output = server.communicate(timeout=60)[0]
-    finally:
-        server.kill()
-    assert server.returncode == 0, output[-2000:]
-    assert output.rstrip().endswith("Serveur arrêté (Ctrl-C).") and "FATAL" not in output
